@@ -1,0 +1,1 @@
+"""Vision-SR1: self-rewarded GRPO for vision-language models."""

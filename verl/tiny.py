@@ -1,0 +1,466 @@
+"""The embedded default: a tiny random Qwen2.5-VL, a tiny Qwen2, and a synthetic visual QA dataset.
+
+Nothing here downloads anything. Everything is generated deterministically from ``--seed`` so that the
+demo, the tests and the benchmarks run on any machine::
+
+    python -m verl.tiny --out assets/tiny            # writes the folder below (skips when complete)
+
+    assets/tiny/
+      qwen2_5_vl/      tiny Qwen2.5-VL (+ processor, tokenizer, chat template); loads like a hub checkpoint
+      qwen2_text/      tiny text-only Qwen2 sharing the tokenizer
+      data/{train,val,test}.parquet   Vision-SR1-47K schema: problem (with <image>), answer, images
+      MANIFEST.json    seed, sizes and library versions; written last, so its presence means "complete"
+
+The dataset's questions cannot be answered without looking at the image (counting, colour, shape,
+relative size, relative position, a drawn digit, and a multiple-choice count); answers are short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+
+# Qwen2-VL style chat template: string content or a list of {"type": "image"|"video"|"text"} parts.
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if loop.first and message['role'] != 'system' -%}"
+    "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}"
+    "{%- endif -%}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{%- if message['content'] is string -%}{{ message['content'] }}"
+    "{%- else -%}{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'image' or 'image' in part -%}{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
+    "{%- elif part['type'] == 'video' or 'video' in part -%}{{ '<|vision_start|><|video_pad|><|vision_end|>' }}"
+    "{%- elif 'text' in part -%}{{ part['text'] }}"
+    "{%- endif -%}{%- endfor -%}{%- endif -%}"
+    "{{ '<|im_end|>\\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
+)
+
+COLOURS = {
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 80, 220),
+    "yellow": (230, 200, 30),
+    "purple": (140, 60, 180),
+    "orange": (240, 130, 20),
+}
+SHAPES = ("circle", "square", "triangle")
+IMAGE_SIZE = 112  # 8x8 patches of 14 px -> 16 image tokens after the 2x2 merge
+# Seven-segment layout: which segments (a..g) light up for each digit; no font files needed.
+SEGMENTS = {
+    "0": "abcdef", "1": "bc", "2": "abged", "3": "abgcd", "4": "fgbc",
+    "5": "afgcd", "6": "afgedc", "7": "abc", "8": "abcdefg", "9": "abcdfg",
+}  # fmt: skip
+QUESTION_KINDS = ("count", "colour", "shape", "size", "position", "digit", "count_mc")
+
+
+@dataclass(frozen=True)
+class TinySizes:
+    """Sizes of the generated assets (defaults: the demo's)."""
+
+    train: int = 2000
+    val: int = 200
+    test: int = 200
+    vocab_size: int = 2048
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def _draw_shape(draw: Any, shape: str, box: tuple[int, int, int, int], colour: tuple[int, int, int]) -> None:
+    x0, y0, x1, y1 = box
+    if shape == "circle":
+        draw.ellipse(box, fill=colour)
+    elif shape == "square":
+        draw.rectangle(box, fill=colour)
+    else:
+        draw.polygon([((x0 + x1) // 2, y0), (x1, y1), (x0, y1)], fill=colour)
+
+
+def _draw_digit(draw: Any, digit: str, origin: tuple[int, int], colour: tuple[int, int, int]) -> None:
+    x, y = origin
+    w, h, t = 30, 56, 6  # segment length, digit height, stroke
+    half = h // 2
+    segs = {
+        "a": (x, y, x + w, y + t),
+        "b": (x + w - t, y, x + w, y + half),
+        "c": (x + w - t, y + half, x + w, y + h),
+        "d": (x, y + h - t, x + w, y + h),
+        "e": (x, y + half, x + t, y + h),
+        "f": (x, y, x + t, y + half),
+        "g": (x, y + half - t // 2, x + w, y + half + t // 2),
+    }
+    for name in SEGMENTS[digit]:
+        draw.rectangle(segs[name], fill=colour)
+
+
+def _non_overlapping_boxes(rng: random.Random, count: int, size_range: tuple[int, int]) -> list[tuple[int, ...]]:
+    boxes: list[tuple[int, ...]] = []
+    while len(boxes) < count:
+        size = rng.randint(*size_range)
+        x0, y0 = rng.randint(2, IMAGE_SIZE - size - 2), rng.randint(2, IMAGE_SIZE - size - 2)
+        box = (x0, y0, x0 + size, y0 + size)
+        if all(box[2] < b[0] - 2 or b[2] < box[0] - 2 or box[3] < b[1] - 2 or b[3] < box[1] - 2 for b in boxes):
+            boxes.append(box)
+    return boxes
+
+
+def make_example(rng: random.Random, kind: str) -> tuple[str, str, bytes]:
+    """One (problem, answer, png_bytes) of the given question kind."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    colour_names = list(COLOURS)
+
+    if kind in ("count", "count_mc"):
+        shape, colour = rng.choice(SHAPES), rng.choice(colour_names)
+        count = rng.randint(1, 5)
+        distractors = rng.randint(0, 2)
+        others = [s for s in SHAPES if s != shape]
+        boxes = _non_overlapping_boxes(rng, count + distractors, (14, 22))
+        for i, box in enumerate(boxes):
+            _draw_shape(draw, shape if i < count else rng.choice(others), box, COLOURS[colour])
+        if kind == "count":
+            problem, answer = f"How many {shape}s are in the image?", str(count)
+        else:
+            options = sorted({count, *rng.sample(range(1, 7), 3)})[:4]
+            while len(options) < 4:
+                options.append(max(options) + 1)
+            letters = "ABCD"
+            listing = " ".join(f"{letters[i]}. {opt}" for i, opt in enumerate(options))
+            problem = f"How many {shape}s can you see? Options: {listing}"
+            answer = letters[options.index(count)]
+    elif kind == "colour":
+        shape, colour = rng.choice(SHAPES), rng.choice(colour_names)
+        (box,) = _non_overlapping_boxes(rng, 1, (30, 60))
+        _draw_shape(draw, shape, box, COLOURS[colour])
+        problem, answer = f"What colour is the {shape} in the image?", colour
+    elif kind == "shape":
+        shape, colour = rng.choice(SHAPES), rng.choice(colour_names)
+        (box,) = _non_overlapping_boxes(rng, 1, (30, 60))
+        _draw_shape(draw, shape, box, COLOURS[colour])
+        problem, answer = f"What shape is the {colour} object in the image?", shape
+    elif kind == "size":
+        c1, c2 = rng.sample(colour_names, 2)
+        big, small = rng.randint(40, 50), rng.randint(14, 22)
+        sizes = (big, small) if rng.random() < 0.5 else (small, big)
+        shape = rng.choice(SHAPES)
+        _draw_shape(draw, shape, (4, 30, 4 + sizes[0], 30 + sizes[0]), COLOURS[c1])
+        _draw_shape(draw, shape, (60, 30, 60 + sizes[1], 30 + sizes[1]), COLOURS[c2])
+        problem = f"Which {shape} is larger, the {c1} one or the {c2} one? Answer with the colour."
+        answer = c1 if sizes[0] > sizes[1] else c2
+    elif kind == "position":
+        c1, c2 = rng.sample(colour_names, 2)
+        s1, s2 = rng.choice(SHAPES), rng.choice(SHAPES)
+        left_first = rng.random() < 0.5
+        xa, xb = (6, 66) if left_first else (66, 6)
+        ya, yb = rng.randint(6, 66), rng.randint(6, 66)
+        _draw_shape(draw, s1, (xa, ya, xa + 36, ya + 36), COLOURS[c1])
+        _draw_shape(draw, s2, (xb, yb, xb + 36, yb + 36), COLOURS[c2])
+        problem = f"Is the {c1} {s1} to the left or to the right of the {c2} {s2}?"
+        answer = "left" if left_first else "right"
+    elif kind == "digit":
+        digit, colour = str(rng.randint(0, 9)), rng.choice(colour_names)
+        _draw_digit(draw, digit, (rng.randint(8, 70), rng.randint(8, 48)), COLOURS[colour])
+        problem, answer = "What digit is drawn in the image?", digit
+    else:
+        raise ValueError(f"unknown question kind {kind!r}; expected one of {QUESTION_KINDS}")
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=False)
+    return "<image>" + problem, answer, buffer.getvalue()
+
+
+def make_rows(num_rows: int, seed: int) -> list[dict[str, Any]]:
+    """Rows in the Vision-SR1-47K schema, question kinds in a balanced, shuffled order."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(num_rows):
+        kind = QUESTION_KINDS[i % len(QUESTION_KINDS)]
+        problem, answer, png = make_example(rng, kind)
+        rows.append(
+            {
+                "problem": problem,
+                "answer": answer,
+                "images": [{"bytes": png, "path": None}],
+                "data_source": f"synthetic_{kind}",
+            }
+        )
+    rng.shuffle(rows)
+    return rows
+
+
+def write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema(
+        [
+            ("problem", pa.string()),
+            ("answer", pa.string()),
+            ("images", pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))),
+            ("data_source", pa.string()),
+        ]
+    )
+    table = pa.Table.from_pylist(rows, schema=schema)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+
+
+# ----------------------------------------------------------------------------- tokenizer
+
+
+def _tokenizer_corpus(rows: list[dict[str, Any]], seed: int) -> list[str]:
+    """Text the BPE is trained on: questions, answers, the output format and its tags."""
+    rng = random.Random(seed + 1)
+    lines = [r["problem"] for r in rows] + [r["answer"] for r in rows]
+    words = list(COLOURS) + list(SHAPES) + [str(d) for d in range(10)] + ["left", "right", "larger", "smaller"]
+    for _ in range(2000):
+        a, b, c = rng.sample(words, 3)
+        lines.append(
+            f"<description>The image shows a {a} {b} next to {c}.</description> "
+            f"<think>I look at the {a} {b}. Counting gives {c}, so the answer is {b}.</think> \\boxed{{{c}}}"
+        )
+    lines += [
+        "You are a helpful assistant.",
+        "First describe the image inside <description> </description>, then reason step by step inside "
+        "<think> </think>, and put the final short answer in \\boxed{}.",
+        "Answer the question using only the description of the image. Think inside <think> </think> and give "
+        "the final answer in \\boxed{}.",
+        "Options: A. B. C. D. The answer is (A) (B) (C) (D). Answer: yes no",
+    ]
+    return lines
+
+
+def build_tokenizer(rows: list[dict[str, Any]], seed: int, vocab_size: int) -> Any:
+    """A byte-level BPE trained here, wrapped as a transformers ``Qwen2Tokenizer``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(_tokenizer_corpus(rows, seed), trainer=trainer)
+    state = json.loads(bpe.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in state["merges"]]
+    tokenizer = Qwen2Tokenizer(vocab=state["vocab"], merges=merges)
+    tokenizer.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS[1:]})
+    tokenizer.eos_token = "<|im_end|>"
+    tokenizer.pad_token = "<|endoftext|>"
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.model_max_length = 4096
+    return tokenizer
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def build_vl_model(tokenizer: Any, seed: int) -> Any:
+    import torch
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    vocab_size = ((len(tokenizer) + 63) // 64) * 64  # padded like real checkpoints
+    config = Qwen2_5_VLConfig(
+        text_config={
+            "vocab_size": vocab_size,
+            "hidden_size": 128,
+            "intermediate_size": 256,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+            "head_dim": 64,  # vLLM's CPU attention rejects smaller heads
+            "max_position_embeddings": 4096,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [8, 12, 12]},
+            "bos_token_id": ids["<|endoftext|>"],
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
+            "tie_word_embeddings": True,
+        },
+        vision_config={
+            "depth": 2,
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_heads": 2,
+            "out_hidden_size": 128,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 112,
+            "fullatt_block_indexes": [1],
+        },
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32)
+    _set_generation_config(model, ids)
+    return model
+
+
+def build_text_model(tokenizer: Any, seed: int) -> Any:
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    config = Qwen2Config(
+        vocab_size=((len(tokenizer) + 63) // 64) * 64,
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=64,
+        max_position_embeddings=4096,
+        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=ids["<|endoftext|>"],
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed + 7)
+    model = Qwen2ForCausalLM(config).to(torch.float32)
+    _set_generation_config(model, ids)
+    return model
+
+
+def _set_generation_config(model: Any, ids: dict[str, int]) -> None:
+    from transformers import GenerationConfig
+
+    model.generation_config = GenerationConfig(
+        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
+        pad_token_id=ids["<|endoftext|>"],
+    )
+
+
+def build_processor(tokenizer: Any) -> Any:
+    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    min_pixels, max_pixels = 56 * 56, 224 * 224
+    image_processor = Qwen2VLImageProcessor(
+        size={"shortest_edge": min_pixels, "longest_edge": max_pixels},
+        patch_size=14,
+        temporal_patch_size=2,
+        merge_size=2,
+    )
+    return Qwen2_5_VLProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(),  # required by transformers 5
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def is_complete(out: str | Path) -> bool:
+    """True when ``out`` holds a finished generation (its MANIFEST.json is written last)."""
+    return (Path(out) / "MANIFEST.json").is_file()
+
+
+def generate(out: str | Path, seed: int = 0, sizes: TinySizes = TinySizes(), force: bool = False) -> Path:
+    """Write the tiny models and dataset into ``out``; returns the folder. Idempotent unless ``force``."""
+    import numpy as np
+    import tokenizers
+    import torch
+    import transformers
+
+    out = Path(out).resolve()
+    if is_complete(out) and not force:
+        manifest = json.loads((out / "MANIFEST.json").read_text())
+        if manifest.get("seed") == seed and manifest.get("sizes") == sizes.__dict__:
+            return out
+    if out.exists():
+        shutil.rmtree(out)
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+
+    split_rows = {
+        "train": make_rows(sizes.train, seed),
+        "val": make_rows(sizes.val, seed + 1_000_003),
+        "test": make_rows(sizes.test, seed + 2_000_003),
+    }
+    for split, rows in split_rows.items():
+        write_parquet(rows, tmp / "data" / f"{split}.parquet")
+
+    np.random.seed(seed)
+    tokenizer = build_tokenizer(split_rows["train"], seed, sizes.vocab_size)
+    processor = build_processor(tokenizer)
+    vl_model = build_vl_model(tokenizer, seed)
+    vl_model.save_pretrained(tmp / "qwen2_5_vl")
+    processor.save_pretrained(tmp / "qwen2_5_vl")
+    text_model = build_text_model(tokenizer, seed)
+    text_model.save_pretrained(tmp / "qwen2_text")
+    tokenizer.save_pretrained(tmp / "qwen2_text")
+
+    manifest = {
+        "seed": seed,
+        "sizes": sizes.__dict__,
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "tokenizers": tokenizers.__version__,
+        },
+        "question_kinds": list(QUESTION_KINDS),
+        "vl_parameters": sum(p.numel() for p in vl_model.parameters()),
+        "text_parameters": sum(p.numel() for p in text_model.parameters()),
+    }
+    (tmp / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.rename(out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m verl.tiny", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="assets/tiny", help="output folder (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train", type=int, default=TinySizes.train, help="train rows")
+    parser.add_argument("--val", type=int, default=TinySizes.val, help="validation rows")
+    parser.add_argument("--test", type=int, default=TinySizes.test, help="test rows")
+    parser.add_argument("--force", action="store_true", help="regenerate even when the folder is complete")
+    args = parser.parse_args(argv)
+    sizes = TinySizes(train=args.train, val=args.val, test=args.test)
+    out = generate(args.out, seed=args.seed, sizes=sizes, force=args.force)
+    print(f"tiny assets ready in {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+PY ?= .venv/bin/python
+TINY ?= assets/tiny
+
+.PHONY: setup test test-fast lint format tiny demo clean
+
+setup:            ## install everything into .venv (idempotent)
+	bash setup.sh
+
+test:             ## the full test suite (what CI runs)
+	$(PY) -m pytest -q
+
+test-fast:        ## skip the slow end-to-end tests
+	$(PY) -m pytest -q -m "not slow"
+
+lint:             ## ruff lint + format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format:
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+tiny:             ## generate the embedded tiny model + synthetic dataset
+	$(PY) -m verl.tiny --out $(TINY)
+
+clean:
+	rm -rf .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Model-specific helpers (position ids, FLOPs) that the workers and the dataset share."""

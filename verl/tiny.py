@@ -73,9 +73,17 @@ SHAPES = ("circle", "square", "triangle")
 IMAGE_SIZE = 112  # 8x8 patches of 14 px -> 16 image tokens after the 2x2 merge
 # Seven-segment layout: which segments (a..g) light up for each digit; no font files needed.
 SEGMENTS = {
-    "0": "abcdef", "1": "bc", "2": "abged", "3": "abgcd", "4": "fgbc",
-    "5": "afgcd", "6": "afgedc", "7": "abc", "8": "abcdefg", "9": "abcdfg",
-}  # fmt: skip
+    "0": "abcdef",
+    "1": "bc",
+    "2": "abged",
+    "3": "abgcd",
+    "4": "fgbc",
+    "5": "afgcd",
+    "6": "afgedc",
+    "7": "abc",
+    "8": "abcdefg",
+    "9": "abcdfg",
+}
 QUESTION_KINDS = ("count", "colour", "shape", "size", "position", "digit", "count_mc")
 
 

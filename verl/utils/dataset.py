@@ -31,6 +31,7 @@ import torch
 from PIL import Image
 
 from ..models.rope import get_rope_index
+from ..protocol import collate_fn
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,9 @@ def load_rows(spec: str) -> Any:
             if split is not None:
                 files = [f for f in files if os.path.splitext(f)[0] == split or f.startswith(f"{split}-")]
             if not files:
-                raise DatasetError(f"{spec}: no .parquet/.json/.jsonl/.arrow files" + (f" for split {split!r}" * bool(split)))
+                raise DatasetError(
+                    f"{spec}: no .parquet/.json/.jsonl/.arrow files" + (f" for split {split!r}" * bool(split))
+                )
             kinds = {_LOCAL_SUFFIXES[os.path.splitext(f)[1].lower()] for f in files}
             if len(kinds) > 1:
                 raise DatasetError(f"{spec}: mixed file types {sorted(kinds)}; keep one kind per folder")
@@ -239,9 +242,7 @@ class RLHFDataset(torch.utils.data.Dataset):
         columns = set(table.column_names)
         for key, name in ((prompt_key, "data.prompt_key"), (answer_key, "data.answer_key")):
             if key not in columns:
-                raise DatasetError(
-                    f"{data_path}: column {key!r} ({name}) not found; columns are {sorted(columns)}"
-                )
+                raise DatasetError(f"{data_path}: column {key!r} ({name}) not found; columns are {sorted(columns)}")
         if video_key in columns:
             raise DatasetError(f"{data_path}: column {video_key!r} holds videos, which are not supported yet")
         self._has_images = image_key in columns
@@ -379,8 +380,9 @@ class RLHFDataset(torch.utils.data.Dataset):
         return {
             "input_ids": torch.cat([torch.full((pad,), pad_id, dtype=input_ids.dtype), input_ids]),
             "attention_mask": torch.cat([torch.zeros(pad, dtype=attention_mask.dtype), attention_mask]),
-            "position_ids": torch.cat([torch.zeros(*position_ids.shape[:-1], pad, dtype=torch.long), position_ids],
-                                      dim=-1),  # fmt: skip
+            "position_ids": torch.cat(
+                [torch.zeros(*position_ids.shape[:-1], pad, dtype=torch.long), position_ids], dim=-1
+            ),  # fmt: skip
             "raw_prompt_ids": raw_prompt_ids,
             "multi_modal_data": {"images": row.images} if row.images else None,
             "ground_truth": row.answer,
@@ -397,20 +399,6 @@ class _BadRow(Exception):
 
 
 # ----------------------------------------------------------------------------- loader
-
-
-def collate_fn(features: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack tensors; everything else becomes a 1-D numpy object array (the DataProto layout)."""
-    batch: dict[str, Any] = {}
-    for key in features[0]:
-        values = [f[key] for f in features]
-        if isinstance(values[0], torch.Tensor):
-            batch[key] = torch.stack(values)
-        else:
-            array = np.empty(len(values), dtype=object)
-            array[:] = values
-            batch[key] = array
-    return batch
 
 
 class ResumableDataLoader:

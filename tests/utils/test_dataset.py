@@ -1,0 +1,219 @@
+"""Prompt dataset: file kinds, chat rendering with image tokens, pixel bounds, bad rows, resumable loader."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+
+from verl.protocol import DataProto
+from verl.utils.dataset import DatasetError, ResumableDataLoader, RLHFDataset, load_rows, strip_image_placeholders
+
+
+def _png(size: tuple[int, int] = (112, 112), colour: tuple[int, int, int] = (255, 0, 0)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _write(path: Path, rows: list[dict]) -> str:
+    image_type = pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
+    fields = [("problem", pa.string()), ("answer", pa.string())]
+    if any("images" in r for r in rows):
+        fields.append(("images", image_type))
+    table = pa.Table.from_pylist(rows, schema=pa.schema(fields))
+    pq.write_table(table, path)
+    return str(path)
+
+
+def _img(data: bytes | None) -> list[dict]:
+    return [{"bytes": data, "path": None}]
+
+
+def _dataset(path: str, tokenizer, processor, **kwargs) -> RLHFDataset:
+    kwargs.setdefault("max_prompt_length", 256)
+    return RLHFDataset(path, tokenizer, processor, **kwargs)
+
+
+def _image_tokens(tokenizer, ids: torch.Tensor) -> int:
+    return int((ids == tokenizer.convert_tokens_to_ids("<|image_pad|>")).sum())
+
+
+def test_rows_render_to_chat_prompts_with_image_tokens(tiny_dir, tiny_tokenizer, tiny_processor) -> None:
+    ds = _dataset(str(tiny_dir / "data" / "train.parquet"), tiny_tokenizer, tiny_processor)
+    item = ds[0]
+    assert item["input_ids"].shape == (256,) and item["attention_mask"].shape == (256,)
+    assert item["position_ids"].shape == (3, 256)
+    assert item["attention_mask"][0] == 0 and item["attention_mask"][-1] == 1, "prompts are left padded"
+    assert _image_tokens(tiny_tokenizer, item["input_ids"]) == 16  # 112x112 image, 14 px patches, 2x2 merge
+    text = tiny_tokenizer.decode(item["raw_prompt_ids"])
+    assert text.startswith("<|im_start|>system") and text.endswith("<|im_start|>assistant\n")
+    assert "<|vision_start|><|image_pad|><|vision_end|>" in text  # unexpanded: vLLM expands it
+    assert item["raw_question"].startswith("<image>")
+    assert int(item["attention_mask"].sum()) == ds.prompt_length(ds.rows[0])
+    assert len(item["multi_modal_data"]["images"]) == 1
+
+
+def test_pixel_bounds_change_the_number_of_image_tokens(tmp_path, tiny_tokenizer, tiny_processor) -> None:
+    path = _write(tmp_path / "d.parquet", [{"problem": "<image>What?", "answer": "1", "images": _img(_png())}])
+    small = _dataset(path, tiny_tokenizer, tiny_processor, max_pixels=56 * 56)[0]
+    large = _dataset(path, tiny_tokenizer, tiny_processor, min_pixels=224 * 224)[0]
+    assert _image_tokens(tiny_tokenizer, small["input_ids"]) == 4
+    assert _image_tokens(tiny_tokenizer, large["input_ids"]) == 64
+    assert small["multi_modal_data"]["images"][0].size == (56, 56)
+
+
+def test_format_prompt_template_is_applied(tmp_path, tiny_tokenizer, tiny_processor) -> None:
+    path = _write(tmp_path / "d.parquet", [{"problem": "<image>Count them.", "answer": "3", "images": _img(_png())}])
+    template = tmp_path / "fmt.jinja"
+    template.write_text("{{ content | trim }} Describe, then think, then box the answer.")
+    item = _dataset(path, tiny_tokenizer, tiny_processor, format_prompt=str(template))[0]
+    text = tiny_tokenizer.decode(item["raw_prompt_ids"])
+    assert "<|vision_end|>Count them. Describe, then think, then box the answer.<|im_end|>" in text
+    assert item["raw_question"] == "<image>Count them."
+    with pytest.raises(DatasetError, match="does not exist"):
+        _dataset(path, tiny_tokenizer, tiny_processor, format_prompt=str(tmp_path / "missing.jinja"))
+
+
+def test_image_without_placeholder_goes_first_and_multiple_images(tmp_path, tiny_tokenizer, tiny_processor) -> None:
+    rows = [
+        {"problem": "What colour?", "answer": "red", "images": _img(_png())},
+        {"problem": "Left <image> right <image> same?", "answer": "no",
+         "images": _img(_png()) + _img(_png((56, 56)))},
+    ]  # fmt: skip
+    ds = _dataset(_write(tmp_path / "d.parquet", rows), tiny_tokenizer, tiny_processor)
+    first = tiny_tokenizer.decode(ds[0]["raw_prompt_ids"])
+    assert "user\n<|vision_start|><|image_pad|><|vision_end|>What colour?" in first
+    second = ds[1]
+    assert _image_tokens(tiny_tokenizer, second["input_ids"]) == 16 + 4
+    assert tiny_tokenizer.decode(second["raw_prompt_ids"]).count("<|vision_start|>") == 2
+
+
+BAD_ROWS = [
+    ("no image for placeholder", {"problem": "<image>What?", "answer": "1", "images": []}, "missing_image",
+     "column 'images': the prompt has 1 <image> but no image"),
+    ("more placeholders", {"problem": "<image><image>What?", "answer": "1", "images": _img(_png())},
+     "placeholder_mismatch", "column 'images': the prompt has 2 <image> placeholders but only 1 images"),
+    ("corrupt image", {"problem": "<image>What?", "answer": "1", "images": _img(_png()[:60])}, "unreadable_image",
+     "column 'images': image 0 cannot be read"),
+    ("zero-byte image", {"problem": "<image>What?", "answer": "1", "images": _img(b"")}, "unreadable_image",
+     "column 'images': image 0 cannot be read"),
+    ("empty answer", {"problem": "<image>What?", "answer": "", "images": _img(_png())}, "missing_answer",
+     "column 'answer': answer is empty"),
+    ("empty prompt", {"problem": "", "answer": "1", "images": _img(_png())}, "missing_prompt",
+     "column 'problem'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "bad", "kind", "message"), BAD_ROWS, ids=[b[0] for b in BAD_ROWS])
+def test_bad_row_raises_naming_file_row_and_column_or_is_skipped(
+    tmp_path, tiny_tokenizer, tiny_processor, name, bad, kind, message
+) -> None:
+    good = {"problem": "<image>How many?", "answer": "2", "images": _img(_png())}
+    path = _write(tmp_path / "bad.parquet", [good, good, bad, good])
+    with pytest.raises(DatasetError, match=rf"bad\.parquet: row 2, {message}"):
+        _dataset(path, tiny_tokenizer, tiny_processor)
+    ds = _dataset(path, tiny_tokenizer, tiny_processor, skip_bad_rows=True)
+    assert len(ds) == 3
+    assert dict(ds.skipped) == {kind: 1}
+    assert [ds[i]["dataset_index"] for i in range(3)] == [0, 1, 3], "dataset_index stays the row's file index"
+
+
+def test_missing_column_names_the_key(tmp_path, tiny_tokenizer, tiny_processor) -> None:
+    path = _write(tmp_path / "d.parquet", [{"problem": "<image>What?", "answer": "1", "images": _img(_png())}])
+    with pytest.raises(DatasetError, match=r"column 'question' \(data.prompt_key\) not found"):
+        _dataset(path, tiny_tokenizer, tiny_processor, prompt_key="question")
+
+
+def test_overlong_prompts_are_filtered_with_a_count_or_rejected(tmp_path, tiny_tokenizer, tiny_processor) -> None:
+    rows = [
+        {"problem": "<image>Short?", "answer": "1", "images": _img(_png())},
+        {"problem": "<image>" + "very long question " * 60, "answer": "1", "images": _img(_png())},
+    ]
+    path = _write(tmp_path / "d.parquet", rows)
+    ds = _dataset(path, tiny_tokenizer, tiny_processor, max_prompt_length=64)
+    assert len(ds) == 1 and ds.skipped["overlong_prompt"] == 1
+    with pytest.raises(DatasetError, match=r"row 1: prompt is \d+ tokens, longer than data.max_prompt_length=64"):
+        _dataset(path, tiny_tokenizer, tiny_processor, max_prompt_length=64, filter_overlong_prompts=False)
+
+
+def test_jsonl_with_image_paths_and_image_dir(tmp_path, tiny_tokenizer, tiny_processor) -> None:
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "a.png").write_bytes(_png())
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"problem": "<image>What?", "answer": "1", "images": ["a.png"]}) + "\n")
+    ds = _dataset(str(path), tiny_tokenizer, tiny_processor, image_dir=str(tmp_path / "imgs"))
+    assert _image_tokens(tiny_tokenizer, ds[0]["input_ids"]) == 16
+    with pytest.raises(DatasetError, match="row 0, column 'images': image 0 cannot be read"):
+        _dataset(str(path), tiny_tokenizer, tiny_processor, image_dir=str(tmp_path / "nowhere"))
+
+
+def test_folder_with_split_and_save_to_disk(tiny_dir, tmp_path, tiny_tokenizer, tiny_processor) -> None:
+    assert len(load_rows(f"{tiny_dir / 'data'}@val")) == 24
+    import datasets
+
+    datasets.Dataset.from_list([{"problem": "<image>Hi?", "answer": "x", "images": _img(_png())}]).save_to_disk(
+        str(tmp_path / "saved")
+    )
+    assert len(_dataset(str(tmp_path / "saved"), tiny_tokenizer, tiny_processor)) == 1
+
+
+def test_hub_ids_go_to_load_dataset_and_unknown_paths_fail(monkeypatch) -> None:
+    import datasets
+
+    calls = []
+
+    def fake_load_dataset(name, split=None, **kwargs):
+        calls.append((name, split))
+        return datasets.Dataset.from_list([{"problem": "q", "answer": "a"}])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    assert len(load_rows("LMMs-Lab-Turtle/Vision-SR1-47K@train")) == 1
+    assert calls == [("LMMs-Lab-Turtle/Vision-SR1-47K", "train")]
+    with pytest.raises(DatasetError, match="no such file or folder"):
+        load_rows("./not/here.parquet")
+
+
+def test_text_only_model_gets_1d_positions(tmp_path, tiny_dir) -> None:
+    from verl.utils.tokenizer import get_processor, get_tokenizer
+
+    tokenizer = get_tokenizer(str(tiny_dir / "qwen2_text"))
+    assert get_processor(str(tiny_dir / "qwen2_text")) is None
+    path = _write(tmp_path / "t.parquet", [{"problem": "What is 2+2?", "answer": "4"}])
+    item = RLHFDataset(path, tokenizer, None, max_prompt_length=64)[0]
+    assert item["position_ids"].shape == (64,) and item["multi_modal_data"] is None
+    image_path = _write(tmp_path / "i.parquet", [{"problem": "<image>?", "answer": "4", "images": _img(_png())}])
+    with pytest.raises(DatasetError, match="no image processor"):
+        RLHFDataset(image_path, tokenizer, None, max_prompt_length=64)
+
+
+def test_strip_image_placeholders() -> None:
+    assert strip_image_placeholders("<image>How many <image> dots?") == "How many dots?"
+
+
+def test_resumable_loader_continues_with_the_same_batches(tiny_dir, tiny_tokenizer, tiny_processor) -> None:
+    ds = _dataset(str(tiny_dir / "data" / "val.parquet"), tiny_tokenizer, tiny_processor)
+
+    def indices(batches):
+        return [list(b["dataset_index"]) for b in batches]
+
+    full = ResumableDataLoader(ds, batch_size=5, seed=7)
+    reference = indices(list(full)) + indices(list(full))  # two epochs, 4 batches each (24 // 5)
+    assert len(reference) == 8 and reference[:4] != reference[4:], "each epoch has its own order"
+
+    first = ResumableDataLoader(ds, batch_size=5, seed=7)
+    it = iter(first)
+    seen = indices([next(it) for _ in range(3)])
+    state = first.state_dict()
+    resumed = ResumableDataLoader(ds, batch_size=5, seed=7)
+    resumed.load_state_dict(state)
+    rest = indices(list(resumed)) + indices(list(resumed))
+    assert seen + rest == reference
+    batch = DataProto.from_single_dict(next(iter(ResumableDataLoader(ds, batch_size=4))))
+    assert len(batch) == 4 and batch.non_tensor_batch["ground_truth"].shape == (4,)

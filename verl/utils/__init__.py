@@ -1,0 +1,1 @@
+"""Utilities: dataset, tokenizer, checkpoint, logging."""

@@ -203,7 +203,8 @@ class RLHFDataset(torch.utils.data.Dataset):
 
     Each item is a dict with ``input_ids``/``attention_mask`` (left-padded to ``max_prompt_length``),
     ``position_ids`` ((3, L) M-RoPE ids for VL models, (L,) otherwise), ``raw_prompt_ids`` (unpadded, for
-    vLLM), ``multi_modal_data`` (``{"images": [PIL]}`` after the pixel bounds), ``ground_truth``,
+    vLLM), ``multi_modal_data`` (``{"images": [PIL]}`` after the pixel bounds, for the rollout engine),
+    ``multi_modal_inputs`` (the processor's ``pixel_values``/``image_grid_thw``, for the actor), ``ground_truth``,
     ``raw_question`` (the question as in the file, before the format prompt), ``data_source`` and
     ``dataset_index`` (the row's index in its file, stable across filtering and shuffling).
     """
@@ -235,6 +236,9 @@ class RLHFDataset(torch.utils.data.Dataset):
         self.max_prompt_length = max_prompt_length
         self.format_prompt = load_format_prompt(format_prompt)
         self.min_pixels, self.max_pixels = min_pixels, max_pixels
+        if override_chat_template and os.path.isfile(override_chat_template):
+            with open(override_chat_template, encoding="utf-8") as f:
+                override_chat_template = f.read()
         self.chat_template = override_chat_template
         self.skipped: Counter[str] = Counter()
 
@@ -385,6 +389,7 @@ class RLHFDataset(torch.utils.data.Dataset):
             ),  # fmt: skip
             "raw_prompt_ids": raw_prompt_ids,
             "multi_modal_data": {"images": row.images} if row.images else None,
+            "multi_modal_inputs": {k: inputs[k] for k in ("pixel_values", "image_grid_thw")} if row.images else None,
             "ground_truth": row.answer,
             "raw_question": row.question,
             "data_source": row.data_source,

@@ -1,0 +1,1 @@
+"""What runs on each GPU: actor, reference, critic, rollout and reward workers."""

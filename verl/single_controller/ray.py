@@ -1,0 +1,446 @@
+"""Ray back end: resource pools (placement groups) and worker groups (one Ray actor per rank).
+
+A :class:`RayResourcePool` reserves the processes of a job, one placement group per node with one bundle per process.
+A :class:`RayWorkerGroup` starts one actor of a :class:`~verl.single_controller.worker.Worker` subclass in every
+bundle and binds the class's ``@register``-ed methods onto itself, so the driver writes ``wg.compute(data)`` and the
+call is dispatched to the ranks and collected according to the method's :class:`~.decorator.Dispatch` mode.
+
+Several groups may share a pool (a critic group beside the actor group): with ``max_colocate_count=k`` each actor asks
+for ``1/k`` of its bundle's GPU and CPUs, so up to ``k`` groups fit on the same devices.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError, RayError, RayTaskError
+from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from .decorator import Dispatch, MethodSpec, collect, dispatch, registered_methods
+from .worker import Worker
+
+__all__ = ["RayResourcePool", "RayWorkerGroup", "WorkerError", "WorkerGroupFuture"]
+
+logger = logging.getLogger(__name__)
+
+# Argument types small enough that Ray inlines them in every task; anything else is put in the object store once per
+# broadcast call instead of once per rank.
+_INLINE_TYPES = (type(None), bool, int, float, str)
+
+# How long shutdown waits for killed actors to be reported dead.
+_SHUTDOWN_WAIT_S = 10.0
+
+
+class WorkerError(RuntimeError):
+    """A worker failed during a group call; the message names the worker class, the method and the rank.
+
+    ``cause`` is the original Ray error (also chained as ``__cause__``).
+    """
+
+    def __init__(self, message: str, *, worker_class: str, method: str, rank: int, cause: BaseException) -> None:
+        super().__init__(message)
+        self.worker_class, self.method, self.rank, self.cause = worker_class, method, rank, cause
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Where one rank runs: a bundle of a placement group, and the rank's place on that node."""
+
+    placement_group: PlacementGroup
+    bundle_index: int
+    local_rank: int
+    local_world_size: int
+
+
+class RayResourcePool:
+    """The processes of a job: ``process_on_nodes[i]`` processes on node ``i``, one placement group per node.
+
+    Args:
+        process_on_nodes: processes per node, e.g. ``[8] * nnodes``. On a GPU pool each process owns one GPU; on a CPU
+            pool the numbers are simply ranks (``n_gpus_per_node`` in the config means ranks there).
+        use_gpu: bundles of ``{"CPU": cpus_per_process, "GPU": 1}`` when true, ``{"CPU": cpus_per_process}`` otherwise.
+        max_colocate_count: how many worker groups may share the bundles at once; each of their actors requests
+            ``1/max_colocate_count`` of its bundle's GPU and CPUs. 1 (default) when one worker class holds every
+            colocated role.
+        cpus_per_process: logical CPUs reserved per process (Ray also sets ``OMP_NUM_THREADS`` from the actor's
+            share, at least 1).
+        name_prefix: prefix of the placement groups' names (a random one by default).
+        ready_timeout_s: how long to wait for the cluster to grant the placement groups before giving up with an
+            error that lists what was asked and what is free.
+
+    The placement groups are created when the first group starts and removed when the last group on the pool shuts
+    down (or by :meth:`remove`). Each is ``STRICT_PACK``: a node's processes share that node.
+    """
+
+    def __init__(
+        self,
+        process_on_nodes: Sequence[int],
+        use_gpu: bool = True,
+        max_colocate_count: int = 1,
+        cpus_per_process: float = 1.0,
+        name_prefix: str | None = None,
+        ready_timeout_s: float = 600.0,
+    ) -> None:
+        self.process_on_nodes = [int(n) for n in process_on_nodes]
+        if not self.process_on_nodes or any(n < 1 for n in self.process_on_nodes):
+            raise ValueError(
+                f"process_on_nodes needs at least one node and >= 1 process per node, got {process_on_nodes}"
+            )
+        if max_colocate_count < 1:
+            raise ValueError(f"max_colocate_count must be >= 1, got {max_colocate_count}")
+        if cpus_per_process <= 0:
+            raise ValueError(f"cpus_per_process must be > 0, got {cpus_per_process}")
+        self.use_gpu = bool(use_gpu)
+        self.max_colocate_count = int(max_colocate_count)
+        self.cpus_per_process = float(cpus_per_process)
+        self.name_prefix = name_prefix or f"vsr1_pool_{uuid.uuid4().hex[:8]}"
+        self.ready_timeout_s = ready_timeout_s
+        self._placement_groups: list[PlacementGroup] = []
+        self._groups: dict[int, str] = {}  # id(worker group) -> its name prefix
+        self._ports_given: set[tuple[str, int]] = set()
+
+    @property
+    def world_size(self) -> int:
+        """Total number of processes (ranks) in the pool."""
+        return sum(self.process_on_nodes)
+
+    def bundle(self) -> dict[str, float]:
+        """The resources reserved for one process."""
+        return {"CPU": self.cpus_per_process, "GPU": 1.0} if self.use_gpu else {"CPU": self.cpus_per_process}
+
+    def actor_resources(self) -> dict[str, float]:
+        """``num_cpus`` / ``num_gpus`` of one actor: its share of a bundle."""
+        return {
+            "num_cpus": self.cpus_per_process / self.max_colocate_count,
+            "num_gpus": 1.0 / self.max_colocate_count if self.use_gpu else 0.0,
+        }
+
+    def placement_groups(self) -> list[PlacementGroup]:
+        """The pool's placement groups (one per node), created and waited for on first use."""
+        if not self._placement_groups:
+            groups = [
+                placement_group([self.bundle()] * n, strategy="STRICT_PACK", name=f"{self.name_prefix}_node{i}")
+                for i, n in enumerate(self.process_on_nodes)
+            ]
+            try:
+                ray.get([pg.ready() for pg in groups], timeout=self.ready_timeout_s)
+            except GetTimeoutError:
+                for pg in groups:
+                    remove_placement_group(pg)
+                raise RuntimeError(
+                    f"the cluster did not grant {len(groups)} placement group(s) of {self.process_on_nodes} bundles "
+                    f"{self.bundle()} (STRICT_PACK per node) within {self.ready_timeout_s:.0f}s; free resources: "
+                    f"{ray.available_resources()}"
+                ) from None
+            self._placement_groups = groups
+        return list(self._placement_groups)
+
+    def slots(self) -> list[_Slot]:
+        """Where each rank runs, in rank order: node by node, bundle by bundle."""
+        return [
+            _Slot(pg, index, local_rank=index, local_world_size=n)
+            for pg, n in zip(self.placement_groups(), self.process_on_nodes)
+            for index in range(n)
+        ]
+
+    def remove(self) -> None:
+        """Remove the placement groups now; actors still running in them are killed."""
+        for pg in self._placement_groups:
+            remove_placement_group(pg)
+        self._placement_groups = []
+        self._ports_given.clear()
+
+    def _join(self, group: RayWorkerGroup, name: str) -> None:
+        if len(self._groups) >= self.max_colocate_count:
+            raise ValueError(
+                f"resource pool {self.name_prefix} already holds {len(self._groups)} worker group(s) "
+                f"({sorted(self._groups.values())}) and max_colocate_count={self.max_colocate_count}; create the pool "
+                "with a larger max_colocate_count to colocate more groups"
+            )
+        self._groups[id(group)] = name
+
+    def _leave(self, group: RayWorkerGroup) -> None:
+        if self._groups.pop(id(group), None) is not None and not self._groups:
+            self.remove()
+
+    def _master_address(self, slot: _Slot) -> tuple[str, int]:
+        """The IP of ``slot``'s node and a port that is free there (and not handed to another group of this pool)."""
+        for _ in range(20):
+            address = _probe_node(slot)
+            if address not in self._ports_given:
+                self._ports_given.add(address)
+                return address
+        raise RuntimeError(f"could not find a free port on node {address[0]} that this pool has not handed out")
+
+
+def _probe_node(slot: _Slot) -> tuple[str, int]:
+    """Ask a zero-resource task on ``slot``'s node for the node's IP and a free port."""
+
+    # Defined here so that cloudpickle ships the function by value: the probe process imports only socket and ray.
+    def probe() -> tuple[str, int]:
+        import socket
+
+        import ray
+
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("", 0))
+            return ray.util.get_node_ip_address(), int(sock.getsockname()[1])
+
+    strategy = PlacementGroupSchedulingStrategy(slot.placement_group, placement_group_bundle_index=slot.bundle_index)
+    return ray.get(ray.remote(num_cpus=0)(probe).options(scheduling_strategy=strategy).remote())
+
+
+class WorkerGroupFuture:
+    """The pending result of a group call made with ``blocking=False``: :meth:`get` waits and collects."""
+
+    def __init__(
+        self, group: RayWorkerGroup, method: str, refs: list[ray.ObjectRef], collect_fn: Callable[[list], Any]
+    ) -> None:
+        self._group, self._method, self._refs, self._collect = group, method, refs, collect_fn
+
+    @property
+    def refs(self) -> list[ray.ObjectRef]:
+        """One object ref per rank, in rank order (for ``ray.wait``)."""
+        return list(self._refs)
+
+    def done(self) -> bool:
+        """Whether every rank has finished (successfully or not)."""
+        ready, _ = ray.wait(self._refs, num_returns=len(self._refs), timeout=0)
+        return len(ready) == len(self._refs)
+
+    def get(self, timeout_s: float | None = None) -> Any:
+        """Wait for every rank and return the collected value; a failing rank raises :class:`WorkerError`."""
+        return self._collect(self._group._gather(self._method, self._refs, timeout_s))
+
+
+class RayWorkerGroup:
+    """``world_size`` Ray actors of ``worker_cls``, one per bundle of ``resource_pool``, driven as one object.
+
+    Every ``@register``-ed method of ``worker_cls`` becomes a method of the group with the same name: it dispatches the
+    arguments to the ranks per its mode, waits (``blocking=True``) and returns the collected value, or returns a
+    :class:`WorkerGroupFuture` (``blocking=False``). Other methods are not exposed (:meth:`execute_all` calls any
+    method by name on every rank).
+
+    ``*args`` and ``**kwargs`` go to ``worker_cls.__init__`` on every rank. Each actor gets the environment variables
+    ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT`` (rank 0's node
+    and a port free there), so ``Worker.init_distributed`` can rendezvous; on a CPU pool also
+    ``CUDA_VISIBLE_DEVICES=""``. The actors are named ``f"{name_prefix}_{rank}"`` in the driver's namespace.
+
+    The constructor returns when every actor has finished ``__init__``; an actor whose ``__init__`` raises makes it
+    raise :class:`WorkerError` (after killing the others).
+    """
+
+    def __init__(
+        self,
+        resource_pool: RayResourcePool,
+        worker_cls: type[Worker],
+        *args: Any,
+        name_prefix: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not (isinstance(worker_cls, type) and issubclass(worker_cls, Worker)):
+            raise TypeError(f"worker_cls must be a subclass of Worker, got {worker_cls!r}")
+        self._pool = resource_pool
+        self._worker_cls = worker_cls
+        self._methods = registered_methods(worker_cls)
+        clashes = sorted(name for name in self._methods if hasattr(RayWorkerGroup, name))
+        if clashes:
+            raise ValueError(
+                f"{worker_cls.__name__} registers {clashes}, which RayWorkerGroup itself defines; rename them"
+            )
+        self.name_prefix = name_prefix or f"{worker_cls.__name__}_{uuid.uuid4().hex[:8]}"
+        self._workers: list[ray.actor.ActorHandle] = []
+        self._worker_names: list[str] = []
+        self._master: tuple[str, int] | None = None
+        resource_pool._join(self, self.name_prefix)
+        self._alive = True
+        try:
+            self._start(args, kwargs)
+        except BaseException:
+            self.shutdown()
+            raise
+        for name, spec in self._methods.items():
+            setattr(self, name, self._bound_method(name, spec))
+
+    # ------------------------------------------------------------------ start-up
+
+    def _start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        slots = self._pool.slots()
+        self._master = self._pool._master_address(slots[0])
+        remote_cls = ray.remote(self._worker_cls)
+        resources = self._pool.actor_resources()
+        for rank, slot in enumerate(slots):
+            env = {
+                "RANK": str(rank),
+                "WORLD_SIZE": str(len(slots)),
+                "LOCAL_RANK": str(slot.local_rank),
+                "LOCAL_WORLD_SIZE": str(slot.local_world_size),
+                "MASTER_ADDR": self._master[0],
+                "MASTER_PORT": str(self._master[1]),
+            }
+            if not self._pool.use_gpu:
+                env["CUDA_VISIBLE_DEVICES"] = ""
+            name = f"{self.name_prefix}_{rank}"
+            strategy = PlacementGroupSchedulingStrategy(
+                slot.placement_group, placement_group_bundle_index=slot.bundle_index
+            )
+            options = dict(name=name, scheduling_strategy=strategy, runtime_env={"env_vars": env}, **resources)
+            self._workers.append(remote_cls.options(**options).remote(*args, **kwargs))
+            self._worker_names.append(name)
+        self._gather("__init__", [worker.__ray_ready__.remote() for worker in self._workers], None)
+
+    def _bound_method(self, name: str, spec: MethodSpec) -> Callable[..., Any]:
+        def method(*args: Any, **kwargs: Any) -> Any:
+            return self._call(name, spec.dispatch_mode, spec.blocking, args, kwargs)
+
+        worker_method = getattr(self._worker_cls, name)
+        method.__name__ = name
+        method.__qualname__ = f"{type(self).__name__}[{self._worker_cls.__name__}].{name}"
+        method.__doc__ = worker_method.__doc__
+        return method
+
+    # ------------------------------------------------------------------ calls
+
+    @property
+    def world_size(self) -> int:
+        """Number of ranks (actors)."""
+        return len(self._workers)
+
+    @property
+    def workers(self) -> list[ray.actor.ActorHandle]:
+        """The actor handles, in rank order."""
+        return list(self._workers)
+
+    @property
+    def worker_names(self) -> list[str]:
+        """The actors' names, in rank order."""
+        return list(self._worker_names)
+
+    @property
+    def master_address(self) -> tuple[str, int]:
+        """``(MASTER_ADDR, MASTER_PORT)`` handed to the ranks."""
+        return self._master
+
+    @property
+    def worker_class(self) -> type[Worker]:
+        return self._worker_cls
+
+    def execute_all(self, method: str, *args: Any, **kwargs: Any) -> list[Any]:
+        """Call ``method`` (registered or not) on every rank with the same arguments; the results in rank order."""
+        return self.execute_all_async(method, *args, **kwargs).get()
+
+    def execute_all_async(self, method: str, *args: Any, **kwargs: Any) -> WorkerGroupFuture:
+        """Like :meth:`execute_all` but returns a :class:`WorkerGroupFuture` at once."""
+        if not callable(getattr(self._worker_cls, method, None)):
+            raise AttributeError(f"{self._worker_cls.__name__} has no method {method!r}")
+        return self._call(method, Dispatch.ONE_TO_ALL, False, args, kwargs)
+
+    def _call(self, method: str, mode: Dispatch, blocking: bool, args: tuple, kwargs: dict) -> Any:
+        if not self._alive:
+            raise RuntimeError(f"worker group {self.name_prefix} was shut down; cannot call {method}")
+        if mode in (Dispatch.ONE_TO_ALL, Dispatch.RANK_ZERO) and self.world_size > 1:
+            args = tuple(_put_once(value) for value in args)
+            kwargs = {key: _put_once(value) for key, value in kwargs.items()}
+        call = dispatch(mode, self.world_size, args, kwargs)
+        refs = [
+            getattr(worker, method).remote(*rank_args, **rank_kwargs)
+            for worker, rank_args, rank_kwargs in zip(self._workers, call.args, call.kwargs)
+        ]
+        future = WorkerGroupFuture(self, method, refs, lambda results: collect(mode, results, call))
+        return future.get() if blocking else future
+
+    def _gather(self, method: str, refs: list[ray.ObjectRef], timeout_s: float | None) -> list[Any]:
+        """The ranks' results in rank order; the first rank to fail raises at once, even while others still run."""
+        rank_of = {ref: rank for rank, ref in enumerate(refs)}
+        values: list[Any] = [None] * len(refs)
+        pending = list(refs)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while pending:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, pending = ray.wait(pending, num_returns=1, timeout=remaining)
+            if not ready:
+                late = sorted(rank_of[ref] for ref in pending)
+                raise TimeoutError(
+                    f"{self._worker_cls.__name__}.{method}: rank(s) {late} did not answer within {timeout_s}s"
+                )
+            rank = rank_of[ready[0]]
+            try:
+                values[rank] = ray.get(ready[0])
+            except RayError as err:
+                raise self._worker_error(method, rank, err) from err
+        return values
+
+    def _worker_error(self, method: str, rank: int, err: RayError) -> WorkerError:
+        cls = self._worker_cls.__name__
+        where = f"rank {rank} of {self.world_size} (actor {self._worker_names[rank]})"
+        if isinstance(err, RayTaskError):
+            cause = err.cause
+            message = f"{cls}.{method} raised on {where}: {type(cause).__name__}: {cause}\n\n{err}"
+        elif isinstance(err, ActorDiedError):
+            message = f"{cls} {where} died during {method}: {err}"
+        elif isinstance(err, RayActorError):
+            message = f"{cls} {where} became unreachable during {method}: {err}"
+        else:
+            message = f"{cls}.{method} failed on {where}: {type(err).__name__}: {err}"
+        return WorkerError(message, worker_class=cls, method=method, rank=rank, cause=err)
+
+    def __getattr__(self, name: str) -> Any:
+        worker_cls = self.__dict__.get("_worker_cls")
+        if worker_cls is not None and not name.startswith("__") and hasattr(worker_cls, name):
+            raise AttributeError(
+                f"{worker_cls.__name__}.{name} is not registered: mark it with @register(dispatch_mode=...) to call it "
+                "through the worker group (or use execute_all)"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    # ------------------------------------------------------------------ shutdown
+
+    def shutdown(self) -> None:
+        """Kill the actors and wait until Ray reports them dead; the pool's placement groups are removed when this
+        was the last group on it. Idempotent."""
+        if not self.__dict__.get("_alive", False):
+            return
+        self._alive = False
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            ray.kill(worker, no_restart=True)
+        _wait_dead(workers, self._worker_names)
+        self._pool._leave(self)
+
+    def __enter__(self) -> RayWorkerGroup:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+
+def _put_once(value: Any) -> Any:
+    """Object-store ref for a large broadcast argument (Ray resolves top-level refs), the value itself otherwise."""
+    if isinstance(value, (*_INLINE_TYPES, ray.ObjectRef)):
+        return value
+    return ray.put(value)
+
+
+def _wait_dead(workers: list[ray.actor.ActorHandle], names: list[str]) -> None:
+    """Wait (briefly) until every killed actor is reported dead, so that Ray's state agrees with the caller."""
+    deadline = time.monotonic() + _SHUTDOWN_WAIT_S
+    for worker, name in zip(workers, names):
+        while True:
+            try:
+                ray.get(worker.__ray_ready__.remote(), timeout=max(0.0, deadline - time.monotonic()))
+            except RayActorError:
+                break
+            except GetTimeoutError:
+                logger.warning("actor %s was killed but is not reported dead after %.0fs", name, _SHUTDOWN_WAIT_S)
+                return
+            if time.monotonic() > deadline:
+                logger.warning("actor %s was killed but still answers after %.0fs", name, _SHUTDOWN_WAIT_S)
+                return
+            time.sleep(0.05)

@@ -1,0 +1,42 @@
+"""Loggers: JSONL rows, console progress line, unknown and missing backends."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import pytest
+
+from verl.utils.import_utils import MissingDependencyError
+from verl.utils.tracking import ConsoleLogger, Tracking
+
+
+def test_file_logger_writes_one_json_row_per_step(tmp_path) -> None:
+    tracking = Tracking(["file"], "p", "e", str(tmp_path))
+    tracking.log({"reward/overall": 0.5, "timing/step": 1, "bad": float("nan")}, step=1)
+    tracking.log({"reward/overall": 0.75}, step=2)
+    tracking.finish()
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows == [{"step": 1, "reward/overall": 0.5, "timing/step": 1.0, "bad": None},
+                    {"step": 2, "reward/overall": 0.75}]  # fmt: skip
+
+
+def test_console_line_has_progress_and_headline_metrics() -> None:
+    stream = io.StringIO()
+    console = ConsoleLogger(total_steps=10, stream=stream)
+    console.log({"reward/overall": 0.25, "response_length/mean": 31.0, "other": 1}, step=5)
+    line = stream.getvalue().strip()
+    assert line.startswith("[##########          ] 5/10 eta")
+    assert "overall=0.25" in line and "mean=31" in line and "other" not in line
+
+
+def test_unknown_backend_is_rejected(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"unknown trainer.logger entries \['neptune'\]"):
+        Tracking(["console", "neptune"], "p", "e", str(tmp_path))
+
+
+def test_missing_backend_names_the_extra(tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    with pytest.raises(MissingDependencyError, match=r"vision-sr1\[loggers\]"):
+        Tracking(["wandb"], "p", "e", str(tmp_path))

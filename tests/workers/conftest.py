@@ -1,0 +1,57 @@
+"""Fixtures for the worker tests: the tiny VL model and a batch of prompts with images and responses."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from verl.models.rope import get_rope_index
+from verl.protocol import DataProto, collate_fn
+from verl.utils.dataset import RLHFDataset
+
+
+@pytest.fixture(scope="session")
+def model(tiny_vl):
+    from transformers import AutoModelForImageTextToText
+
+    return AutoModelForImageTextToText.from_pretrained(tiny_vl, dtype=torch.float32)
+
+
+@pytest.fixture(scope="session")
+def make_vl_batch(tiny_dir, tiny_tokenizer, tiny_processor, model):
+    """Builds prompts with images plus random right-padded responses (lengths 8, 5, 1, 7 repeating)."""
+
+    def make(rows: int = 4, response_length: int = 8, seed: int = 0) -> DataProto:
+        ds = RLHFDataset(str(tiny_dir / "data" / "val.parquet"), tiny_tokenizer, tiny_processor, max_prompt_length=64)
+        items = collate_fn([ds[i] for i in range(rows)])
+        generator = torch.Generator().manual_seed(seed)
+        responses = torch.randint(10, 400, (rows, response_length), generator=generator)
+        lengths = torch.tensor([8, 5, 1, 7] * rows)[:rows].clamp(max=response_length)
+        response_mask = (torch.arange(response_length)[None] < lengths[:, None]).long()
+        responses[response_mask == 0] = tiny_tokenizer.pad_token_id
+        input_ids = torch.cat([items["input_ids"], responses], dim=1)
+        attention_mask = torch.cat([items["attention_mask"], response_mask], dim=1)
+        position_ids = torch.stack(
+            [
+                get_rope_index(
+                    input_ids[i],
+                    attention_mask[i],
+                    items["multi_modal_inputs"][i]["image_grid_thw"],
+                    image_token_id=model.config.image_token_id,
+                    video_token_id=model.config.video_token_id,
+                )
+                for i in range(rows)
+            ]
+        )
+        return DataProto.from_dict(
+            tensors={
+                "input_ids": input_ids,
+                "attention_mask": attention_mask,
+                "position_ids": position_ids,
+                "responses": responses,
+                "response_mask": response_mask,
+            },
+            non_tensors={"multi_modal_inputs": items["multi_modal_inputs"]},
+        )
+
+    return make

@@ -1,0 +1,131 @@
+"""Actor on one rank: log-probs (padded, trimmed, padding-free) and the policy update's accumulation."""
+
+from __future__ import annotations
+
+import copy
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from verl.protocol import DataProto
+from verl.workers.actor.dp_actor import DataParallelActor
+
+RESPONSE_LENGTH = 8  # as in the make_vl_batch fixture
+
+
+def _actor_config(**overrides) -> SimpleNamespace:
+    config = dict(
+        micro_batch_size_per_device_for_experience=2,
+        micro_batch_size_per_device_for_update=4,
+        global_batch_size_per_device=4,
+        ppo_epochs=1,
+        max_grad_norm=1e9,
+        clip_ratio_low=0.2,
+        clip_ratio_high=0.3,
+        clip_ratio_dual=3.0,
+        loss_type="default",
+        loss_avg_mode="token-mean",
+        use_kl_loss=False,
+        disable_kl=False,
+        kl_penalty="low_var_kl",
+        kl_coef=0.0,
+        entropy_coeff=0.0,
+        padding_free=False,
+    )
+    config.update(overrides)
+    return SimpleNamespace(**config)
+
+
+@pytest.fixture(scope="module")
+def batch(make_vl_batch) -> DataProto:
+    return make_vl_batch()
+
+
+def _reference_log_probs(model, batch: DataProto) -> torch.Tensor:
+    """One plain padded forward over the whole batch, no trimming, no micro-batches."""
+    b = batch.batch
+    mm = batch.non_tensor_batch["multi_modal_inputs"]
+    with torch.no_grad():
+        logits = model(
+            input_ids=b["input_ids"],
+            attention_mask=b["attention_mask"],
+            position_ids=b["position_ids"].transpose(0, 1),
+            pixel_values=torch.cat([m["pixel_values"] for m in mm]),
+            image_grid_thw=torch.cat([m["image_grid_thw"] for m in mm]),
+        ).logits
+    logits = logits[:, -RESPONSE_LENGTH - 1 : -1].float()
+    lp = torch.log_softmax(logits, -1).gather(-1, b["responses"].unsqueeze(-1)).squeeze(-1)
+    return lp * b["response_mask"]
+
+
+def test_log_probs_equal_unbatched_reference(model, batch) -> None:
+    actor = DataParallelActor(_actor_config(), model)
+    ours = actor.compute_log_prob(batch).batch["log_probs"]
+    torch.testing.assert_close(ours, _reference_log_probs(model, batch), atol=1e-5, rtol=1e-5)
+    assert (ours[batch.batch["response_mask"] == 0] == 0).all()
+
+
+def test_padding_free_log_probs_equal_padded(model, batch) -> None:
+    padded = DataParallelActor(_actor_config(padding_free=False), model).compute_log_prob(batch, with_entropy=True)
+    packed = DataParallelActor(_actor_config(padding_free=True), model).compute_log_prob(batch, with_entropy=True)
+    torch.testing.assert_close(packed.batch["log_probs"], padded.batch["log_probs"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(packed.batch["entropies"], padded.batch["entropies"], atol=1e-5, rtol=1e-5)
+
+
+def _prepared(model, batch: DataProto) -> DataProto:
+    data = copy.copy(batch)
+    data.batch = batch.batch.clone()
+    old = DataParallelActor(_actor_config(), model).compute_log_prob(data).batch["log_probs"]
+    data.batch["old_log_probs"] = old
+    data.batch["advantages"] = torch.tensor([1.0, -0.5, 2.0, -1.0])[:, None] * data.batch["response_mask"]
+    return data
+
+
+def _updated_params(model, data: DataProto, **overrides) -> dict[str, torch.Tensor]:
+    clone = copy.deepcopy(model)
+    optimizer = torch.optim.SGD(clone.parameters(), lr=0.1)
+    DataParallelActor(_actor_config(**overrides), clone, optimizer).update_policy(data)
+    return {k: v.detach().clone() for k, v in clone.named_parameters()}
+
+
+@pytest.mark.parametrize("loss_avg_mode", ["token-mean", "seq-mean-token-mean"])
+def test_gradient_accumulation_equals_one_big_batch(model, batch, loss_avg_mode) -> None:
+    data = _prepared(model, batch)
+    big = _updated_params(model, data, micro_batch_size_per_device_for_update=4, loss_avg_mode=loss_avg_mode)
+    small = _updated_params(model, data, micro_batch_size_per_device_for_update=1, loss_avg_mode=loss_avg_mode)
+    start = {k: v.detach() for k, v in model.named_parameters()}
+    moved = sum(float((big[k] - start[k]).abs().sum()) for k in big)
+    assert moved > 0, "the update must change the weights"
+    for key in big:
+        torch.testing.assert_close(small[key], big[key], atol=1e-6, rtol=1e-5)
+
+
+def test_update_lowers_the_policy_loss_on_a_fixed_batch(model, batch) -> None:
+    data = _prepared(model, batch)
+    clone = copy.deepcopy(model)
+    optimizer = torch.optim.Adam(clone.parameters(), lr=1e-3)
+    actor = DataParallelActor(_actor_config(), clone, optimizer)
+
+    def surrogate() -> float:
+        lp = actor.compute_log_prob(data).batch["log_probs"]
+        mask = data.batch["response_mask"]
+        return float(-(data.batch["advantages"] * lp * mask).sum() / mask.sum())
+
+    before = surrogate()
+    for _ in range(3):
+        metrics = actor.update_policy(data)
+    assert surrogate() < before
+    assert all(torch.isfinite(torch.tensor(v)).all() for v in metrics["actor/grad_norm"])
+
+
+def test_non_finite_loss_skips_the_update(model, batch) -> None:
+    data = _prepared(model, batch)
+    data.batch["advantages"] = data.batch["advantages"] * float("nan")
+    clone = copy.deepcopy(model)
+    before = {k: v.detach().clone() for k, v in clone.named_parameters()}
+    actor = DataParallelActor(_actor_config(), clone, torch.optim.SGD(clone.parameters(), lr=0.1))
+    metrics = actor.update_policy(data)
+    assert metrics["actor/non_finite_skipped"] == [1.0] and actor.non_finite_updates == 1
+    for key, value in clone.named_parameters():
+        assert torch.equal(value, before[key])

@@ -1,0 +1,123 @@
+"""FSDP worker on 2 gloo ranks under Ray: sharded log-probs, an update, weight gathering; LoRA merging."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from verl.protocol import DataProto
+from verl.trainer.config import PPOConfig
+from verl.utils.config_utils import load_config
+from verl.workers.fsdp_workers import merged_lora_weights
+
+
+def _config(tiny_vl, **overrides) -> PPOConfig:
+    values = {
+        "worker.actor.model.model_path": str(tiny_vl),
+        "worker.actor.model.enable_gradient_checkpointing": False,
+        "worker.actor.fsdp.mp_param_dtype": "fp32",
+        "worker.actor.fsdp.torch_dtype": "fp32",
+        "worker.actor.optim.lr": 1e-3,
+        "worker.actor.padding_free": False,
+        "worker.actor.micro_batch_size_per_device_for_update": 1,
+        "worker.actor.micro_batch_size_per_device_for_experience": 2,
+        "worker.actor.global_batch_size": 2,
+        "worker.rollout.n": 2,
+        "worker.rollout.temperature": 1.0,
+        "data.rollout_batch_size": 2,
+        "data.max_prompt_length": 64,
+        "data.max_response_length": 8,
+        "trainer.n_gpus_per_node": 2,
+    }
+    values.update(overrides)
+    return load_config(PPOConfig, overrides=values)
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def actor_group(ray_local, tiny_vl):
+    from verl.single_controller import RayResourcePool, RayWorkerGroup
+    from verl.workers.fsdp_workers import FSDPWorker
+
+    config = _config(tiny_vl)
+    pool = RayResourcePool([2], use_gpu=False)
+    group = RayWorkerGroup(pool, FSDPWorker, config.worker, "actor", name_prefix="fsdp_test")
+    group.init_model()
+    yield group
+    group.shutdown()
+
+
+def _reference_log_probs(model, batch: DataProto) -> torch.Tensor:
+    b, mm = batch.batch, batch.non_tensor_batch["multi_modal_inputs"]
+    length = b["responses"].shape[1]
+    with torch.no_grad():
+        logits = model(
+            input_ids=b["input_ids"],
+            attention_mask=b["attention_mask"],
+            position_ids=b["position_ids"].transpose(0, 1),
+            pixel_values=torch.cat([m["pixel_values"] for m in mm]),
+            image_grid_thw=torch.cat([m["image_grid_thw"] for m in mm]),
+        ).logits[:, -length - 1 : -1]
+    lp = torch.log_softmax(logits.float(), -1).gather(-1, b["responses"].unsqueeze(-1)).squeeze(-1)
+    return lp * b["response_mask"]
+
+
+@pytest.mark.slow
+def test_sharded_log_probs_equal_unsharded_and_update_changes_weights(actor_group, model, make_vl_batch) -> None:
+    batch = make_vl_batch(rows=4)
+    out = actor_group.compute_log_probs(batch)
+    assert out.batch["old_log_probs"].shape == (4, 8)
+    torch.testing.assert_close(out.batch["old_log_probs"], _reference_log_probs(model, batch), atol=1e-5, rtol=1e-4)
+
+    before = actor_group.actor_state_dict()
+    reference = model.state_dict()
+    assert before.keys() == reference.keys()
+    for name, tensor in reference.items():
+        torch.testing.assert_close(before[name], tensor, msg=name)
+
+    data = copy.copy(batch)
+    data.batch = batch.batch.clone()
+    data.batch["old_log_probs"] = out.batch["old_log_probs"]
+    data.batch["advantages"] = torch.tensor([1.0, -1.0, 1.0, -1.0])[:, None] * data.batch["response_mask"]
+    result = actor_group.update_actor(data)
+    metrics = result.meta_info["metrics"]
+    assert metrics["actor/grad_norm"] and all(torch.isfinite(torch.tensor(metrics["actor/grad_norm"])))
+    after = actor_group.actor_state_dict()
+    changed = [n for n in after if not torch.equal(after[n], before[n])]
+    assert changed, "one update must change the weights"
+
+    new = actor_group.compute_log_probs(batch).batch["old_log_probs"]
+    mask = batch.batch["response_mask"]
+
+    def surrogate(lp: torch.Tensor) -> float:
+        return float(-(data.batch["advantages"] * lp * mask).sum() / mask.sum())
+
+    assert surrogate(new) < surrogate(out.batch["old_log_probs"]), "the update lowers the loss on this batch"
+
+
+def test_lora_merge_equals_peft_merge(tiny_dir) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_dir / "qwen2_text", dtype=torch.float32)
+    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.1)  # B starts at zero; make the adapters do something
+    ours = dict(merged_lora_weights(iter(peft_model.state_dict().items()), scaling=8 / 4))
+    expected = copy.deepcopy(peft_model).merge_and_unload().state_dict()
+    assert ours.keys() == expected.keys()
+    for name, tensor in expected.items():
+        torch.testing.assert_close(ours[name], tensor, atol=1e-6, rtol=1e-6, msg=name)
+    original = peft_model.state_dict()["base_model.model.model.layers.0.self_attn.q_proj.base_layer.weight"]
+    assert not torch.equal(ours["model.layers.0.self_attn.q_proj.weight"], original), "the adapters were merged"

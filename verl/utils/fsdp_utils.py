@@ -1,0 +1,228 @@
+"""FSDP wrapping, offloading and full-weight iteration for the workers.
+
+FSDP2 (``fully_shard``) is the default: every decoder layer and vision block becomes its own unit, then the
+root. FSDP1 (``FullyShardedDataParallel``) is kept for users whose setups rely on it. Both work with
+``gloo`` on CPU ranks and ``nccl`` on GPUs.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def to_dtype(name: str | None, default: torch.dtype) -> torch.dtype:
+    if name is None:
+        return default
+    if name not in DTYPES:
+        raise ValueError(f"unknown dtype {name!r}; expected one of {sorted(DTYPES)}")
+    return DTYPES[name]
+
+
+def _wrap_classes(module: torch.nn.Module) -> set[type]:
+    names = set(getattr(module, "_no_split_modules", None) or [])
+    return {type(m) for m in module.modules() if type(m).__name__ in names}
+
+
+def apply_fsdp2(
+    module: torch.nn.Module,
+    fsdp_config: Any,
+    device: torch.device,
+    world_size: int,
+) -> torch.nn.Module:
+    """Shard ``module`` with ``fully_shard`` (per transformer block, then the root)."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
+
+    mesh = init_device_mesh(device.type, (world_size,))
+    mp_policy = MixedPrecisionPolicy(
+        param_dtype=to_dtype(fsdp_config.mp_param_dtype, torch.bfloat16),
+        reduce_dtype=to_dtype(fsdp_config.mp_reduce_dtype, torch.float32),
+        cast_forward_inputs=True,
+    )
+    offload = CPUOffloadPolicy() if fsdp_config.enable_cpu_offload and device.type == "cuda" else OffloadPolicy()
+    kwargs = {"mesh": mesh, "mp_policy": mp_policy, "offload_policy": offload}
+    wrap = _wrap_classes(module)
+    for sub in module.modules():
+        if type(sub) in wrap:
+            fully_shard(sub, reshard_after_forward=fsdp_config.enable_full_shard, **kwargs)
+    fully_shard(module, reshard_after_forward=fsdp_config.enable_full_shard, **kwargs)
+    return module
+
+
+def apply_fsdp1(module: torch.nn.Module, fsdp_config: Any, device: torch.device, world_size: int) -> torch.nn.Module:
+    """Wrap ``module`` with FSDP1 (``FULL_SHARD``, or ``SHARD_GRAD_OP`` when full shard is off)."""
+    from torch.distributed.fsdp import CPUOffload, MixedPrecision, ShardingStrategy
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+    from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
+
+    policy = functools.partial(transformer_auto_wrap_policy, transformer_layer_cls=_wrap_classes(module))
+    strategy = ShardingStrategy.FULL_SHARD if fsdp_config.enable_full_shard else ShardingStrategy.SHARD_GRAD_OP
+    mixed = MixedPrecision(
+        param_dtype=to_dtype(fsdp_config.mp_param_dtype, torch.bfloat16),
+        reduce_dtype=to_dtype(fsdp_config.mp_reduce_dtype, torch.float32),
+        buffer_dtype=to_dtype(fsdp_config.mp_buffer_dtype, torch.float32),
+    )
+    return FSDP(
+        module,
+        auto_wrap_policy=policy,
+        sharding_strategy=strategy,
+        mixed_precision=mixed,
+        cpu_offload=CPUOffload(offload_params=fsdp_config.enable_cpu_offload),
+        device_id=device if device.type == "cuda" else None,
+        use_orig_params=fsdp_config.use_orig_params,
+        sync_module_states=False,
+    )
+
+
+def iter_full_state_dict(module: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield (name, full tensor) one parameter at a time, gathering shards lazily (every rank gets every
+    tensor; callers must consume the iterator on all ranks in the same order)."""
+    fsdp1 = _is_fsdp1(module)
+    if fsdp1:
+        from torch.distributed.fsdp import FullStateDictConfig, StateDictType
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+        config = FullStateDictConfig(offload_to_cpu=False, rank0_only=False)
+        with FSDP.state_dict_type(module, StateDictType.FULL_STATE_DICT, config):
+            state = module.state_dict()
+        for name, tensor in state.items():
+            yield name, tensor
+        return
+    for name, tensor in module.state_dict().items():
+        if hasattr(tensor, "full_tensor"):
+            tensor = tensor.full_tensor()
+        yield name, tensor
+
+
+def _is_fsdp1(module: torch.nn.Module) -> bool:
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    return isinstance(module, FSDP)
+
+
+def unwrap_name(name: str) -> str:
+    """Parameter name without FSDP1 wrapper prefixes."""
+    return name.replace("_fsdp_wrapped_module.", "").replace("_checkpoint_wrapped_module.", "")
+
+
+def offload_module(module: torch.nn.Module) -> None:
+    """Move parameters (and grads) to CPU between phases; a no-op on CPU ranks."""
+    for p in module.parameters():
+        if p.device.type != "cpu":
+            p.data = p.data.to("cpu", non_blocking=True)
+            if p.grad is not None:
+                p.grad = p.grad.to("cpu", non_blocking=True)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def load_module(module: torch.nn.Module, device: torch.device) -> None:
+    """Bring offloaded parameters back to ``device``."""
+    if device.type == "cpu":
+        return
+    for p in module.parameters():
+        p.data = p.data.to(device, non_blocking=True)
+        if p.grad is not None:
+            p.grad = p.grad.to(device, non_blocking=True)
+
+
+def offload_optimizer(optimizer: torch.optim.Optimizer) -> None:
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.device.type != "cpu":
+                state[key] = value.to("cpu", non_blocking=True)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    if device.type == "cpu":
+        return
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                state[key] = value.to(device, non_blocking=True)
+
+
+def all_reduce_mean(value: float, device: torch.device) -> float:
+    """Mean of a scalar over ranks (identity without a process group)."""
+    if not dist.is_available() or not dist.is_initialized():
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return float(tensor) / dist.get_world_size()
+
+
+def save_sharded(
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    lr_scheduler: Any | None,
+    path: str,
+    rank: int,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Save model and optimizer shards with torch.distributed.checkpoint (reshardable to any world size),
+    plus this rank's LR scheduler, RNG states and ``extra`` in ``extra_state_rank_{rank}.pt``."""
+    import os
+
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    os.makedirs(path, exist_ok=True)
+    if optimizer is not None:
+        model_state, optim_state = get_state_dict(module, optimizer)
+        state = {"model": model_state, "optimizer": optim_state}
+    else:
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        state = {"model": get_model_state_dict(module)}
+    dcp.save(state, checkpoint_id=os.path.join(path, "dcp"))
+    extra_state = {
+        "lr_scheduler": lr_scheduler.state_dict() if lr_scheduler is not None else None,
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        **(extra or {}),
+    }
+    torch.save(extra_state, os.path.join(path, f"extra_state_rank_{rank}.pt"))
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def load_sharded(
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    lr_scheduler: Any | None,
+    path: str,
+    rank: int,
+) -> dict[str, Any]:
+    """Inverse of ``save_sharded``; returns this rank's extra state."""
+    import os
+
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    if optimizer is not None:
+        model_state, optim_state = get_state_dict(module, optimizer)
+        state = {"model": model_state, "optimizer": optim_state}
+    else:
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        state = {"model": get_model_state_dict(module)}
+    dcp.load(state, checkpoint_id=os.path.join(path, "dcp"))
+    set_state_dict(module, optimizer, model_state_dict=state["model"], optim_state_dict=state.get("optimizer", {}))
+    extra_file = os.path.join(path, f"extra_state_rank_{rank}.pt")
+    extra = torch.load(extra_file, weights_only=False) if os.path.exists(extra_file) else {}
+    if lr_scheduler is not None and extra.get("lr_scheduler") is not None:
+        lr_scheduler.load_state_dict(extra["lr_scheduler"])
+    if extra.get("rng_cpu") is not None:
+        torch.set_rng_state(extra["rng_cpu"])
+    if extra.get("rng_cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(extra["rng_cuda"])
+    return extra

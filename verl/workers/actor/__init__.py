@@ -1,0 +1,1 @@
+"""The actor: response log-probs and the policy update (one rank's share)."""

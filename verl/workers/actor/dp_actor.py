@@ -1,0 +1,242 @@
+"""Data-parallel actor: response log-probs and the policy update, on one rank's share of the batch.
+
+The module may be a plain ``nn.Module`` or one wrapped by FSDP; this file only runs forwards/backwards and
+the optimizer step. The math (policy loss, KL, aggregation) lives in ``verl.trainer.core_algos``.
+
+Batch layout (a DataProto): ``input_ids`` = prompt (left padded) + response (right padded) of shape
+(B, P+R), ``attention_mask``, ``position_ids`` ((B, 3, P+R) M-RoPE for VL models, (B, P+R) for text),
+``responses`` (B, R), ``response_mask`` (B, R), and for VL rows ``multi_modal_inputs`` (object array of
+dicts with ``pixel_values`` and ``image_grid_thw``; repeated rollouts share the same dict).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...protocol import DataProto
+from ...trainer import core_algos
+
+
+def _micro_batches(data: DataProto, size: int) -> list[DataProto]:
+    return data.split(size) if len(data) > size else [data]
+
+
+def _multimodal_kwargs(rows: np.ndarray | None) -> dict[str, torch.Tensor]:
+    """Concatenate per-row processor outputs (pixel_values, image_grid_thw) for one forward."""
+    if rows is None:
+        return {}
+    present = [r for r in rows if r]
+    if not present:
+        return {}
+    return {key: torch.cat([r[key] for r in present], dim=0) for key in present[0]}
+
+
+def _gather_response_log_probs(
+    logits: torch.Tensor, responses: torch.Tensor, temperature: float, with_entropy: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    logits = logits.float() / temperature
+    log_probs = torch.gather(F.log_softmax(logits, dim=-1), -1, responses.unsqueeze(-1)).squeeze(-1)
+    entropy = core_algos.entropy_from_logits(logits) if with_entropy else None
+    return log_probs, entropy
+
+
+class DataParallelActor:
+    """Computes log-probs and updates the policy for the rows this rank holds.
+
+    ``config`` is the actor section (``worker.actor``): micro batch sizes, ``global_batch_size_per_device``,
+    ``ppo_epochs``, clip ratios, ``loss_type``, ``loss_avg_mode``, KL settings, ``max_grad_norm``,
+    ``entropy_coeff`` and ``padding_free``.
+    """
+
+    def __init__(self, config: Any, module: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
+        self.config = config
+        self.module = module
+        self.optimizer = optimizer
+        self.non_finite_updates = 0  # updates skipped because the loss or the grad norm was NaN/inf
+
+    # ------------------------------------------------------------------ forward
+
+    def _forward(
+        self, micro: DataProto, temperature: float, with_entropy: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch = micro.batch
+        input_ids, attention_mask, position_ids = batch["input_ids"], batch["attention_mask"], batch["position_ids"]
+        responses = batch["responses"]
+        response_length = responses.shape[-1]
+        mm_kwargs = _multimodal_kwargs(micro.non_tensor_batch.get("multi_modal_inputs"))
+
+        # Drop the columns that are padding in every row: prompts are left padded, responses right padded.
+        valid_columns = attention_mask.any(dim=0).nonzero().flatten()
+        start = int(valid_columns[0]) if len(valid_columns) else 0
+        end = int(valid_columns[-1]) + 1 if len(valid_columns) else input_ids.shape[1]
+        prompt_length = input_ids.shape[1] - response_length
+        start = min(start, prompt_length - 1)  # keep the last prompt token: it predicts the first response token
+        kept_response = end - prompt_length
+        ids = input_ids[:, start:end]
+        mask = attention_mask[:, start:end]
+        pos = position_ids[..., start:end]
+        if pos.dim() == 3:  # (B, 3, L) -> (3, B, L) as Qwen2-VL expects
+            pos = pos.transpose(0, 1)
+
+        if self.config.padding_free:
+            log_probs, entropy = self._forward_packed(
+                ids, mask, pos, responses[:, :kept_response], temperature, with_entropy, mm_kwargs
+            )
+        else:
+            output = self.module(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=pos,
+                use_cache=False,
+                logits_to_keep=kept_response + 1,
+                **mm_kwargs,
+            )
+            logits = output.logits[:, :-1]
+            log_probs, entropy = _gather_response_log_probs(
+                logits, responses[:, :kept_response], temperature, with_entropy
+            )
+        pad = response_length - kept_response
+        if pad:
+            log_probs = F.pad(log_probs, (0, pad))
+            entropy = F.pad(entropy, (0, pad)) if entropy is not None else None
+        return log_probs, entropy
+
+    def _forward_packed(
+        self,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        pos: torch.Tensor,
+        responses: torch.Tensor,
+        temperature: float,
+        with_entropy: bool,
+        mm_kwargs: dict[str, torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Padding-free forward: valid tokens of all rows packed into one sequence.
+
+        Rows are told apart by position ids restarting at 0 (transformers builds the block-diagonal mask from
+        them, with flash-attention varlen kernels on GPU and a packed mask for SDPA elsewhere). For M-RoPE the
+        text positions are prepended as a 4th axis, which is how transformers recognises packed VL input.
+        """
+        batch_size, length = ids.shape
+        valid = mask.bool()
+        packed_ids = ids[valid].unsqueeze(0)
+        lengths = valid.sum(dim=1)
+        text_pos = torch.cat([torch.arange(int(n), device=ids.device) for n in lengths]).unsqueeze(0)
+        if pos.dim() == 3:
+            packed_pos = torch.stack([p[valid] for p in pos]).unsqueeze(1)  # (3, 1, T)
+            packed_pos = torch.cat([text_pos.unsqueeze(0), packed_pos], dim=0)  # (4, 1, T)
+        else:
+            packed_pos = text_pos
+        logits = self.module(input_ids=packed_ids, position_ids=packed_pos, use_cache=False, **mm_kwargs).logits[0]
+        # Scatter back to the (B, L) grid, then read the response part as in the padded path.
+        full = logits.new_zeros(batch_size, length, logits.shape[-1])
+        full[valid] = logits
+        response_length = responses.shape[1]
+        log_probs, entropy = _gather_response_log_probs(
+            full[:, -response_length - 1 : -1], responses, temperature, with_entropy
+        )
+        return log_probs, entropy
+
+    @torch.no_grad()
+    def compute_log_prob(self, data: DataProto, temperature: float = 1.0, with_entropy: bool = False) -> DataProto:
+        """Log-probs (and entropies) of the response tokens, zero on padding; micro-batched."""
+        self.module.eval()
+        log_probs, entropies = [], []
+        for micro in _micro_batches(data, self.config.micro_batch_size_per_device_for_experience):
+            lp, ent = self._forward(micro, temperature, with_entropy)
+            mask = micro.batch["response_mask"].to(lp.dtype)
+            log_probs.append(lp * mask)
+            if ent is not None:
+                entropies.append(ent * mask)
+        tensors = {"log_probs": torch.cat(log_probs)}
+        if entropies:
+            tensors["entropies"] = torch.cat(entropies)
+        return DataProto.from_dict(tensors=tensors)
+
+    # ------------------------------------------------------------------ update
+
+    def _micro_loss(self, micro: DataProto, temperature: float) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg, batch = self.config, micro.batch
+        mask = batch["response_mask"]
+        with_entropy = cfg.entropy_coeff != 0
+        log_probs, entropy = self._forward(micro, temperature, with_entropy)
+        pg_loss, metrics = core_algos.compute_policy_loss(
+            old_log_probs=batch["old_log_probs"],
+            log_probs=log_probs,
+            advantages=batch["advantages"],
+            response_mask=mask,
+            clip_ratio_low=cfg.clip_ratio_low,
+            clip_ratio_high=cfg.clip_ratio_high,
+            clip_ratio_dual=cfg.clip_ratio_dual,
+            loss_type=cfg.loss_type,
+            loss_avg_mode=cfg.loss_avg_mode,
+        )
+        loss = pg_loss
+        out = {f"actor/{k}": float(v) for k, v in metrics.items()}
+        out["actor/pg_loss"] = float(pg_loss.detach())
+        if with_entropy:
+            entropy_loss = core_algos.aggregate_loss(entropy, mask, cfg.loss_avg_mode)
+            loss = loss - cfg.entropy_coeff * entropy_loss
+            out["actor/entropy"] = float(entropy_loss.detach())
+        if cfg.use_kl_loss and not cfg.disable_kl:
+            kl = core_algos.compute_kl(log_probs, batch["ref_log_probs"], cfg.kl_penalty)
+            kl_loss = core_algos.aggregate_loss(kl, mask, cfg.loss_avg_mode)
+            loss = loss + cfg.kl_coef * kl_loss
+            out["actor/kl_loss"] = float(kl_loss.detach())
+        return loss, out
+
+    def _loss_weight(self, micro: DataProto, mini: DataProto) -> float:
+        """Share of the mini-batch loss this micro-batch carries, so accumulation equals one big batch."""
+        if self.config.loss_avg_mode in ("token-mean", "token"):
+            return float(micro.batch["response_mask"].sum()) / max(float(mini.batch["response_mask"].sum()), 1.0)
+        return len(micro) / len(mini)
+
+    def update_policy(self, data: DataProto, temperature: float = 1.0) -> dict[str, list[float]]:
+        """PPO-style update: ``ppo_epochs`` passes over mini-batches of ``global_batch_size_per_device`` rows,
+        each accumulated over micro-batches of ``micro_batch_size_per_device_for_update``. A mini-batch whose
+        loss or gradient norm is not finite is skipped (counted in ``actor/non_finite_skipped``)."""
+        if self.optimizer is None:
+            raise RuntimeError("update_policy needs an optimizer; this actor was built for inference only")
+        cfg = self.config
+        self.module.train()
+        metrics: dict[str, list[float]] = defaultdict(list)
+        mini_size = cfg.global_batch_size_per_device if cfg.global_batch_size_per_device > 0 else len(data)
+        for _ in range(cfg.ppo_epochs):
+            for mini in _micro_batches(data, mini_size):
+                self.optimizer.zero_grad(set_to_none=True)
+                finite = True
+                for micro in _micro_batches(mini, cfg.micro_batch_size_per_device_for_update):
+                    loss, micro_metrics = self._micro_loss(micro, temperature)
+                    if not torch.isfinite(loss):
+                        finite = False
+                        break
+                    (loss * self._loss_weight(micro, mini)).backward()
+                    for key, value in micro_metrics.items():
+                        metrics[key].append(value)
+                grad_norm = self._clip_grad_norm() if finite else float("nan")
+                if not finite or not math.isfinite(grad_norm):
+                    self.non_finite_updates += 1
+                    self.optimizer.zero_grad(set_to_none=True)
+                    metrics["actor/non_finite_skipped"].append(1.0)
+                    continue
+                self.optimizer.step()
+                metrics["actor/grad_norm"].append(grad_norm)
+        self.optimizer.zero_grad(set_to_none=True)
+        return dict(metrics)
+
+    def _clip_grad_norm(self) -> float:
+        parameters = [p for p in self.module.parameters() if p.grad is not None]
+        clip = getattr(self.module, "clip_grad_norm_", None)  # FSDP1 computes the norm across shards itself
+        if callable(clip):
+            norm = clip(self.config.max_grad_norm)
+        else:
+            norm = torch.nn.utils.clip_grad_norm_(parameters, self.config.max_grad_norm)
+        if hasattr(norm, "full_tensor"):  # FSDP2 DTensor
+            norm = norm.full_tensor()
+        return float(norm)

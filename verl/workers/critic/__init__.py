@@ -1,0 +1,1 @@
+"""The critic: token values and the value loss, for GAE."""

@@ -1,0 +1,410 @@
+"""The FSDP worker: one process per device (or CPU rank) holding one or more roles.
+
+Roles: ``actor`` (trainable policy), ``rollout`` (a generation engine fed with the actor's weights each
+step), ``ref`` (frozen reference policy for KL), ``critic`` (value model for GAE). Colocated actor, rollout
+and reference in one process is the default (``role="actor_rollout_ref"``); a critic gets its own worker.
+
+The driver calls the methods marked ``@register``; a DataProto argument is split across ranks by data
+parallel rank and the results are concatenated (``Dispatch.DP_COMPUTE_PROTO``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from ..protocol import DataProto
+from ..single_controller import Dispatch, Worker, register
+from ..utils import fsdp_utils
+from ..utils.optim import build_lr_scheduler, build_optimizer
+from ..utils.tokenizer import get_processor, get_tokenizer
+from .actor.dp_actor import DataParallelActor
+
+logger = logging.getLogger(__name__)
+
+ROLES = {"actor", "actor_rollout", "actor_rollout_ref", "rollout", "ref", "critic"}
+
+
+def attention_implementation(device: torch.device) -> str:
+    """flash-attention 2 on CUDA when installed (varlen kernels for padding-free), SDPA otherwise."""
+    if device.type == "cuda":
+        try:
+            import flash_attn  # noqa: F401
+
+            return "flash_attention_2"
+        except ImportError:
+            pass
+    return "sdpa"
+
+
+def load_hf_model(
+    model_config: Any, dtype: torch.dtype, device: torch.device, value_head: bool = False
+) -> torch.nn.Module:
+    """A causal LM or image-text-to-text model from a hub id or local folder.
+
+    ``value_head=True`` returns a critic: the same backbone with a scalar head on the last hidden state.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+
+    path = model_config.model_path
+    if not path:
+        raise ValueError("worker.actor.model.model_path is not set")
+    try:
+        hf_config = AutoConfig.from_pretrained(path, trust_remote_code=model_config.trust_remote_code)
+    except OSError as exc:
+        raise ValueError(f"cannot load a model config from {path!r} (a hub id or a local folder): {exc}") from exc
+    for key, value in (model_config.override_config or {}).items():
+        setattr(hf_config, key, value)
+    is_vl = hasattr(hf_config, "vision_config")
+    cls = AutoModelForImageTextToText if is_vl else AutoModelForCausalLM
+    model = cls.from_pretrained(
+        path,
+        config=hf_config,
+        dtype=dtype,
+        trust_remote_code=model_config.trust_remote_code,
+        attn_implementation=attention_implementation(device),
+    )
+    if value_head:
+        model = ValueHeadModel(model)
+    return model
+
+
+class ValueHeadModel(torch.nn.Module):
+    """A policy backbone with a linear value head (one scalar per token), for the GAE critic."""
+
+    def __init__(self, lm: torch.nn.Module) -> None:
+        super().__init__()
+        self.lm = lm
+        hidden = lm.config.get_text_config().hidden_size
+        self.value_head = torch.nn.Linear(hidden, 1, dtype=next(lm.parameters()).dtype)
+        torch.nn.init.zeros_(self.value_head.weight)
+        torch.nn.init.zeros_(self.value_head.bias)
+        self._no_split_modules = getattr(lm, "_no_split_modules", None)
+
+    def forward(self, **kwargs: Any) -> torch.Tensor:
+        kwargs.pop("logits_to_keep", None)
+        output = self.lm(output_hidden_states=True, logits_to_keep=1, **kwargs)
+        return self.value_head(output.hidden_states[-1]).squeeze(-1)
+
+
+def freeze_vision_tower(model: torch.nn.Module) -> int:
+    """Freeze the vision encoder (and its merger/projector); returns how many parameters were frozen."""
+    frozen = 0
+    for name, module in model.named_modules():
+        if name.endswith("visual") or name == "visual":
+            for p in module.parameters():
+                p.requires_grad_(False)
+                frozen += p.numel()
+    return frozen
+
+
+def apply_lora(model: torch.nn.Module, lora_config: Any) -> torch.nn.Module:
+    """Wrap with peft LoRA adapters; the vision tower is excluded unless listed explicitly."""
+    from peft import LoraConfig, get_peft_model
+
+    target = lora_config.target_modules
+    if isinstance(target, str) and target != "all-linear":
+        target = [t.strip() for t in target.split(",") if t.strip()]
+    exclude = lora_config.exclude_modules or r".*visual.*"
+    config = LoraConfig(
+        r=lora_config.rank,
+        lora_alpha=lora_config.alpha,
+        lora_dropout=lora_config.dropout,
+        target_modules=target,
+        exclude_modules=exclude,
+        bias="none",
+    )
+    return get_peft_model(model, config)
+
+
+def merged_lora_weights(
+    named: Iterator[tuple[str, torch.Tensor]], scaling: float
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """Turn a peft state dict into plain base-model weights with ``W + scaling * B @ A`` merged in.
+
+    Names lose peft's ``base_model.model.`` prefix and ``.base_layer`` infix, so the result loads into a
+    model (or a rollout engine) that has never heard of LoRA. Relies on peft's registration order
+    (base layer, then lora_A, then lora_B) to merge each layer as soon as its pieces have arrived.
+    """
+    pending: dict[str, dict[str, torch.Tensor]] = {}
+    for name, tensor in named:
+        name = name.removeprefix("base_model.model.")
+        for marker, key in ((".lora_A.", "A"), (".lora_B.", "B"), (".base_layer.", None)):
+            if marker in name:
+                prefix, rest = name.split(marker, 1)
+                key = key or rest  # "weight" or "bias" of the base layer
+                break
+        else:
+            yield name, tensor
+            continue
+        entry = pending.setdefault(prefix, {})
+        entry[key] = tensor
+        if {"A", "B", "weight"} <= entry.keys():
+            weight = entry["weight"]
+            delta = (entry["B"].float() @ entry["A"].float()) * scaling
+            yield f"{prefix}.weight", (weight.float() + delta).to(weight.dtype)
+            if "bias" in entry:
+                yield f"{prefix}.bias", entry["bias"]
+            del pending[prefix]
+    if pending:
+        raise ValueError(f"incomplete LoRA layers in the state dict: {sorted(pending)[:3]}")
+
+
+class FSDPWorker(Worker):
+    """Holds the roles named by ``role`` on this rank; see the module docstring."""
+
+    def __init__(self, config: Any, role: str) -> None:
+        super().__init__()
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; expected one of {sorted(ROLES)}")
+        self.config, self.role = config, role
+        self._is_actor = role.startswith("actor")
+        self._is_rollout = "rollout" in role
+        self._is_ref = role.endswith("ref") or role == "ref"
+        self._is_critic = role == "critic"
+        self.actor = self.ref = self.critic_module = self.rollout = None
+        self._weights_version = 0  # bumped by every actor update
+        self._synced_version = -1  # what the rollout engine holds
+
+    # ------------------------------------------------------------------ setup
+
+    def _wrap(self, module: torch.nn.Module, fsdp_config: Any) -> torch.nn.Module:
+        module.to(self.device)
+        if self.world_size == 1 and self.device.type == "cpu":
+            return module  # a single CPU rank has nothing to shard
+        if fsdp_config.fsdp_version == 1:
+            return fsdp_utils.apply_fsdp1(module, fsdp_config, self.device, self.world_size)
+        return fsdp_utils.apply_fsdp2(module, fsdp_config, self.device, self.world_size)
+
+    @register(dispatch_mode=Dispatch.ONE_TO_ALL)
+    def init_model(self) -> None:
+        """Load models, wrap them with FSDP, build optimizers and the rollout engine."""
+        self.init_distributed()
+        torch.manual_seed(getattr(self.config, "seed", 1) + self.rank)
+        actor_cfg = self.config.actor
+        model_cfg = actor_cfg.model
+        self.tokenizer = get_tokenizer(
+            model_cfg.tokenizer_path or model_cfg.model_path, trust_remote_code=model_cfg.trust_remote_code
+        )
+        self.processor = get_processor(
+            model_cfg.tokenizer_path or model_cfg.model_path, trust_remote_code=model_cfg.trust_remote_code
+        )
+
+        if self._is_actor:
+            dtype = fsdp_utils.to_dtype(actor_cfg.fsdp.torch_dtype, torch.float32)
+            if actor_cfg.optim.strategy == "adamw_bf16":
+                dtype = torch.bfloat16
+            model = load_hf_model(model_cfg, dtype, self.device)
+            if model_cfg.freeze_vision_tower:
+                freeze_vision_tower(model)
+            if model_cfg.enable_gradient_checkpointing:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            self._lora_scaling = None
+            if model_cfg.lora.rank > 0:
+                model = apply_lora(model, model_cfg.lora)
+                self._lora_scaling = model_cfg.lora.alpha / model_cfg.lora.rank
+            module = self._wrap(model, actor_cfg.fsdp)
+            optimizer = build_optimizer(module, actor_cfg.optim)
+            self.lr_scheduler = build_lr_scheduler(optimizer, actor_cfg.optim)
+            self.actor = DataParallelActor(actor_cfg, module, optimizer)
+            if actor_cfg.offload.offload_params:
+                fsdp_utils.offload_module(module)
+            if actor_cfg.offload.offload_optimizer:
+                fsdp_utils.offload_optimizer(optimizer)
+
+        if self._is_ref:
+            ref_cfg = self.config.ref
+            if self._is_actor and model_cfg.lora.rank > 0:
+                self.ref = "lora_base"  # the actor's base weights with adapters disabled
+            else:
+                dtype = fsdp_utils.to_dtype(
+                    ref_cfg.fsdp.torch_dtype, torch.bfloat16 if self.device.type == "cuda" else torch.float32
+                )
+                ref_model = load_hf_model(model_cfg, dtype, self.device)
+                ref_model.requires_grad_(False)
+                self.ref = DataParallelActor(ref_cfg, self._wrap(ref_model, ref_cfg.fsdp))
+
+        if self._is_critic:
+            critic_cfg = self.config.critic
+            dtype = fsdp_utils.to_dtype(critic_cfg.fsdp.torch_dtype, torch.float32)
+            critic = load_hf_model(critic_cfg.model, dtype, self.device, value_head=True)
+            module = self._wrap(critic, critic_cfg.fsdp)
+            from .critic.dp_critic import DataParallelCritic
+
+            optimizer = build_optimizer(module, critic_cfg.optim)
+            self.critic_lr_scheduler = build_lr_scheduler(optimizer, critic_cfg.optim)
+            self.critic_module = DataParallelCritic(critic_cfg, module, optimizer)
+
+        if self._is_rollout:
+            self.rollout = self._build_rollout()
+
+    def _build_rollout(self) -> Any:
+        from .rollout import build_rollout
+
+        return build_rollout(
+            self.config.rollout,
+            model_path=self.config.actor.model.model_path,
+            tokenizer=self.tokenizer,
+            processor=self.processor,
+            module=self.actor.module if self.actor is not None else None,
+        )
+
+    # ------------------------------------------------------------------ weights
+
+    def _actor_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
+        named = ((fsdp_utils.unwrap_name(n), t) for n, t in fsdp_utils.iter_full_state_dict(self.actor.module))
+        if self._lora_scaling is not None:
+            named = merged_lora_weights(named, self._lora_scaling)
+        return named
+
+    def _sync_rollout_weights(self) -> float:
+        """Load the actor's current weights into the rollout engine, once per actor update."""
+        if self.actor is None or self._synced_version == self._weights_version:
+            return 0.0
+        start = time.perf_counter()
+        fsdp_utils.load_module(self.actor.module, self.device)
+        self.rollout.load_weights(self._actor_weights())
+        if self.config.actor.offload.offload_params:
+            fsdp_utils.offload_module(self.actor.module)
+        self._synced_version = self._weights_version
+        return time.perf_counter() - start
+
+    # ------------------------------------------------------------------ actor / rollout
+
+    @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
+    def generate_sequences(self, prompts: DataProto) -> DataProto:
+        sync_seconds = self._sync_rollout_weights()
+        output = self.rollout.generate_sequences(prompts)
+        output.meta_info["timing/weight_sync"] = sync_seconds
+        return output
+
+    @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
+    def compute_log_probs(self, data: DataProto) -> DataProto:
+        """Current-policy log-probs of the responses (``old_log_probs``), with entropies."""
+        fsdp_utils.load_module(self.actor.module, self.device)
+        temperature = data.meta_info.get("temperature", self.config.rollout.temperature)
+        out = self.actor.compute_log_prob(data, temperature=temperature, with_entropy=True)
+        out.rename(["log_probs", "entropies"], ["old_log_probs", "entropies"])
+        if self.config.actor.offload.offload_params:
+            fsdp_utils.offload_module(self.actor.module)
+        return out
+
+    @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
+    def compute_ref_log_probs(self, data: DataProto) -> DataProto:
+        temperature = data.meta_info.get("temperature", self.config.rollout.temperature)
+        if self.ref == "lora_base":
+            with self.actor.module.disable_adapter():
+                out = self.actor.compute_log_prob(data, temperature=temperature)
+        else:
+            out = self.ref.compute_log_prob(data, temperature=temperature)
+        out.rename("log_probs", "ref_log_probs")
+        return out
+
+    @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
+    def update_actor(self, data: DataProto) -> DataProto:
+        start = time.perf_counter()
+        fsdp_utils.load_module(self.actor.module, self.device)
+        fsdp_utils.load_optimizer(self.actor.optimizer, self.device)
+        temperature = data.meta_info.get("temperature", self.config.rollout.temperature)
+        metrics = self.actor.update_policy(data, temperature=temperature)
+        self.lr_scheduler.step()
+        self._weights_version += 1
+        metrics["actor/lr"] = [self.lr_scheduler.get_last_lr()[0]]
+        metrics["timing/update_actor_rank"] = [time.perf_counter() - start]
+        if self.config.actor.offload.offload_params:
+            fsdp_utils.offload_module(self.actor.module)
+        if self.config.actor.offload.offload_optimizer:
+            fsdp_utils.offload_optimizer(self.actor.optimizer)
+        return DataProto(meta_info={"metrics": metrics})
+
+    # ------------------------------------------------------------------ critic
+
+    @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
+    def compute_values(self, data: DataProto) -> DataProto:
+        return self.critic_module.compute_values(data)
+
+    @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
+    def update_critic(self, data: DataProto) -> DataProto:
+        metrics = self.critic_module.update_critic(data)
+        self.critic_lr_scheduler.step()
+        return DataProto(meta_info={"metrics": metrics})
+
+    # ------------------------------------------------------------------ checkpoints
+
+    @register(dispatch_mode=Dispatch.ONE_TO_ALL)
+    def save_checkpoint(self, path: str) -> None:
+        """Write this worker's role into ``path`` (``.../global_step_N.partial/actor`` or ``critic``)."""
+        if self.actor is not None:
+            fsdp_utils.save_sharded(
+                self.actor.module,
+                self.actor.optimizer,
+                self.lr_scheduler,
+                path,
+                self.rank,
+                extra={"weights_version": self._weights_version},
+            )
+            if self.rank == 0:
+                self._save_hf_meta(path, self.config.actor)
+        elif self.critic_module is not None:
+            fsdp_utils.save_sharded(
+                self.critic_module.module, self.critic_module.optimizer, self.critic_lr_scheduler, path, self.rank
+            )
+            if self.rank == 0:
+                self._save_hf_meta(path, self.config.critic)
+
+    @register(dispatch_mode=Dispatch.ONE_TO_ALL)
+    def load_checkpoint(self, path: str) -> None:
+        if self.actor is not None:
+            extra = fsdp_utils.load_sharded(self.actor.module, self.actor.optimizer, self.lr_scheduler, path, self.rank)
+            self._weights_version = int(extra.get("weights_version", 0)) + 1  # force a rollout weight sync
+        elif self.critic_module is not None:
+            fsdp_utils.load_sharded(
+                self.critic_module.module, self.critic_module.optimizer, self.critic_lr_scheduler, path, self.rank
+            )
+
+    def _save_hf_meta(self, path: str, role_config: Any) -> None:
+        """What the model merger needs without any other input: HF config, tokenizer/processor, meta.json."""
+        import json
+
+        from transformers import AutoConfig
+
+        model_cfg = role_config.model
+        hf_dir = os.path.join(path, "hf")
+        AutoConfig.from_pretrained(model_cfg.model_path, trust_remote_code=model_cfg.trust_remote_code).save_pretrained(
+            hf_dir
+        )
+        (self.processor or self.tokenizer).save_pretrained(hf_dir)
+        try:
+            from transformers import GenerationConfig
+
+            GenerationConfig.from_pretrained(model_cfg.model_path).save_pretrained(hf_dir)
+        except OSError:
+            pass  # the model has no generation_config.json
+        dtype = role_config.fsdp.torch_dtype or "fp32"
+        meta = {
+            "model_path": model_cfg.model_path,
+            "dtype": "bf16" if role_config.optim.strategy == "adamw_bf16" else dtype,
+            "world_size": self.world_size,
+            "fsdp_version": role_config.fsdp.fsdp_version,
+            "lora": {"rank": model_cfg.lora.rank, "alpha": model_cfg.lora.alpha} if model_cfg.lora.rank > 0 else None,
+            "role": self.role,
+            "value_head": self.critic_module is not None and self.actor is None,
+        }
+        with open(os.path.join(path, "meta.json"), "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2)
+
+    # ------------------------------------------------------------------ inspection (tests, merger)
+
+    @register(dispatch_mode=Dispatch.RANK_ZERO)
+    def actor_state_dict(self) -> dict[str, torch.Tensor]:
+        """The actor's full weights (merged LoRA), gathered on every rank and returned from rank 0."""
+        return {name: tensor.detach().cpu().clone() for name, tensor in self._actor_weights()}
+
+    @register(dispatch_mode=Dispatch.ONE_TO_ALL)
+    def pid(self) -> int:
+        return os.getpid()

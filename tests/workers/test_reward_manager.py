@@ -21,9 +21,11 @@ def _data(tokenizer, texts: list[str], truths: list[str], length: int = 12) -> D
         masks.append([1] * len(ids) + [0] * (length - len(ids)))
     return DataProto.from_dict(
         tensors={"responses": torch.tensor(rows), "response_mask": torch.tensor(masks)},
-        non_tensors={"ground_truth": np.array(truths, dtype=object),
-                     "raw_question": np.array(["q"] * len(texts), dtype=object)},
-    )  # fmt: skip
+        non_tensors={
+            "ground_truth": np.array(truths, dtype=object),
+            "raw_question": np.array(["q"] * len(texts), dtype=object),
+        },
+    )
 
 
 def _write(tmp_path, body: str) -> str:
@@ -33,8 +35,9 @@ def _write(tmp_path, body: str) -> str:
 
 
 def _manager(spec: str, tokenizer, reward_type: str = "batch", **kwargs) -> RewardManager:
-    config = SimpleNamespace(reward_function=spec, reward_function_kwargs=kwargs, reward_type=reward_type,
-                             skip_special_tokens=True)  # fmt: skip
+    config = SimpleNamespace(
+        reward_function=spec, reward_function_kwargs=kwargs, reward_type=reward_type, skip_special_tokens=True
+    )
     return RewardManager(config, tokenizer)
 
 

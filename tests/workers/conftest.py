@@ -55,3 +55,24 @@ def make_vl_batch(tiny_dir, tiny_tokenizer, tiny_processor, model):
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def reference_log_probs():
+    """One plain padded forward over a whole batch (no trimming, no micro-batches): the ground truth."""
+
+    def compute(model, batch: DataProto) -> torch.Tensor:
+        b, mm = batch.batch, batch.non_tensor_batch["multi_modal_inputs"]
+        length = b["responses"].shape[1]
+        with torch.no_grad():
+            logits = model(
+                input_ids=b["input_ids"],
+                attention_mask=b["attention_mask"],
+                position_ids=b["position_ids"].transpose(0, 1),
+                pixel_values=torch.cat([m["pixel_values"] for m in mm]),
+                image_grid_thw=torch.cat([m["image_grid_thw"] for m in mm]),
+            ).logits[:, -length - 1 : -1]
+        lp = torch.log_softmax(logits.float(), -1).gather(-1, b["responses"].unsqueeze(-1)).squeeze(-1)
+        return lp * b["response_mask"]
+
+    return compute

@@ -42,27 +42,10 @@ def batch(make_vl_batch) -> DataProto:
     return make_vl_batch()
 
 
-def _reference_log_probs(model, batch: DataProto) -> torch.Tensor:
-    """One plain padded forward over the whole batch, no trimming, no micro-batches."""
-    b = batch.batch
-    mm = batch.non_tensor_batch["multi_modal_inputs"]
-    with torch.no_grad():
-        logits = model(
-            input_ids=b["input_ids"],
-            attention_mask=b["attention_mask"],
-            position_ids=b["position_ids"].transpose(0, 1),
-            pixel_values=torch.cat([m["pixel_values"] for m in mm]),
-            image_grid_thw=torch.cat([m["image_grid_thw"] for m in mm]),
-        ).logits
-    logits = logits[:, -RESPONSE_LENGTH - 1 : -1].float()
-    lp = torch.log_softmax(logits, -1).gather(-1, b["responses"].unsqueeze(-1)).squeeze(-1)
-    return lp * b["response_mask"]
-
-
-def test_log_probs_equal_unbatched_reference(model, batch) -> None:
+def test_log_probs_equal_unbatched_reference(model, batch, reference_log_probs) -> None:
     actor = DataParallelActor(_actor_config(), model)
     ours = actor.compute_log_prob(batch).batch["log_probs"]
-    torch.testing.assert_close(ours, _reference_log_probs(model, batch), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ours, reference_log_probs(model, batch), atol=1e-5, rtol=1e-5)
     assert (ours[batch.batch["response_mask"] == 0] == 0).all()
 
 

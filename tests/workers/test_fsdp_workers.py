@@ -7,7 +7,6 @@ import copy
 import pytest
 import torch
 
-from verl.protocol import DataProto
 from verl.trainer.config import PPOConfig
 from verl.utils.config_utils import load_config
 from verl.workers.fsdp_workers import merged_lora_weights
@@ -56,27 +55,14 @@ def actor_group(ray_local, tiny_vl):
     group.shutdown()
 
 
-def _reference_log_probs(model, batch: DataProto) -> torch.Tensor:
-    b, mm = batch.batch, batch.non_tensor_batch["multi_modal_inputs"]
-    length = b["responses"].shape[1]
-    with torch.no_grad():
-        logits = model(
-            input_ids=b["input_ids"],
-            attention_mask=b["attention_mask"],
-            position_ids=b["position_ids"].transpose(0, 1),
-            pixel_values=torch.cat([m["pixel_values"] for m in mm]),
-            image_grid_thw=torch.cat([m["image_grid_thw"] for m in mm]),
-        ).logits[:, -length - 1 : -1]
-    lp = torch.log_softmax(logits.float(), -1).gather(-1, b["responses"].unsqueeze(-1)).squeeze(-1)
-    return lp * b["response_mask"]
-
-
 @pytest.mark.slow
-def test_sharded_log_probs_equal_unsharded_and_update_changes_weights(actor_group, model, make_vl_batch) -> None:
+def test_sharded_log_probs_equal_unsharded_and_update_changes_weights(
+    actor_group, model, make_vl_batch, reference_log_probs
+) -> None:
     batch = make_vl_batch(rows=4)
     out = actor_group.compute_log_probs(batch)
     assert out.batch["old_log_probs"].shape == (4, 8)
-    torch.testing.assert_close(out.batch["old_log_probs"], _reference_log_probs(model, batch), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(out.batch["old_log_probs"], reference_log_probs(model, batch), atol=1e-5, rtol=1e-4)
 
     before = actor_group.actor_state_dict()
     reference = model.state_dict()

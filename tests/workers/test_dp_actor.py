@@ -11,8 +11,6 @@ import torch
 from verl.protocol import DataProto
 from verl.workers.actor.dp_actor import DataParallelActor
 
-RESPONSE_LENGTH = 8  # as in the make_vl_batch fixture
-
 
 def _actor_config(**overrides) -> SimpleNamespace:
     config = dict(

@@ -32,6 +32,7 @@ def test_hop_sends_only_descriptions_in_one_batched_call(tiny_tokenizer) -> None
     assert result.blind_answers == ["<think>ok</think> \\boxed{0}", None, None, "<think>ok</think> \\boxed{1}"]
     assert result.counts == {"description_missing": 2}
     assert result.metrics()["self_reward/description_missing_rate"] == 0.5
+    assert all(isinstance(ids, list) and all(isinstance(t, int) for t in ids) for ids in calls[0])
     prompt = tiny_tokenizer.decode(calls[0][0])
     assert "Three red circles on white." in prompt and "Question: How many circles?" in prompt
     assert "<image>" not in prompt and "<|image_pad|>" not in prompt and "\\boxed{3}" not in prompt

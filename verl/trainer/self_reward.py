@@ -72,11 +72,10 @@ def run_hop(
     todo = [i for i, d in enumerate(descriptions) if d]
     prompt_ids: list[list[int] | None] = [None] * len(responses)
     for i in todo:
-        prompt_ids[i] = tokenizer.apply_chat_template(
-            build_blind_messages(descriptions[i], questions[i]), add_generation_prompt=True, tokenize=True
+        text = tokenizer.apply_chat_template(
+            build_blind_messages(descriptions[i], questions[i]), add_generation_prompt=True, tokenize=False
         )
-        if isinstance(prompt_ids[i], dict):  # some tokenizers return a BatchEncoding
-            prompt_ids[i] = list(prompt_ids[i]["input_ids"])
+        prompt_ids[i] = list(tokenizer(text, add_special_tokens=False)["input_ids"])
     answers: list[str | None] = [None] * len(responses)
     if todo:
         texts = generate([prompt_ids[i] for i in todo])

@@ -1,0 +1,244 @@
+"""End to end on the CPU with the tiny assets: the GRPO loop with and without the self-reward hop, its
+variants, the HF engine, validation only, an external hop server, resume after a hard kill, and errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "train_examples" / "configs" / "tiny_selfReward_cpu.yaml"
+
+pytestmark = pytest.mark.slow
+
+
+def _command(tiny_dir: Path, run_dir: Path, *overrides: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "verl.trainer.main",
+        f"config={CONFIG}",
+        f"worker.actor.model.model_path={tiny_dir / 'qwen2_5_vl'}",
+        f"data.train_files={tiny_dir / 'data' / 'train.parquet'}",
+        f"data.val_files={tiny_dir / 'data' / 'val.parquet'}",
+        f"trainer.save_checkpoint_path={run_dir}",
+        "trainer.max_steps=2",
+        "trainer.val_freq=2",
+        "trainer.save_freq=2",
+        "trainer.val_before_train=false",
+        "data.val_batch_size=8",
+        "trainer.ray_num_cpus=4",
+        *overrides,
+    ]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return dict(
+        os.environ,
+        VLLM_ENABLE_V1_MULTIPROCESSING="0",
+        VLLM_CPU_KVCACHE_SPACE="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+
+
+def _run(tiny_dir: Path, run_dir: Path, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        _command(tiny_dir, run_dir, *overrides),
+        cwd=REPO,
+        env=env or _env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return proc
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _ok(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+
+
+def _finite(rows: list[dict], keys: list[str]) -> None:
+    for key in keys:
+        values = [row[key] for row in rows if key in row]
+        assert values, f"{key} was never logged"
+        assert all(isinstance(v, float) and v == v for v in values), (key, values)
+
+
+def test_self_reward_run_logs_finite_perception_metrics_and_artifacts(tiny_dir, tmp_path) -> None:
+    proc = _run(tiny_dir, tmp_path)
+    _ok(proc)
+    rows = _metrics(tmp_path)
+    assert [r["step"] for r in rows] == [1, 2]
+    _finite(
+        rows,
+        [
+            "reward/overall",
+            "reward/accuracy",
+            "reward/format",
+            "reward/perception",
+            "reward/perception_format",
+            "self_reward/description_missing_rate",
+            "actor/pg_loss",
+            "actor/kl_loss",
+            "actor/grad_norm",
+            "timing/self_reward_hop",
+            "val/overall",
+            "val/blind_accuracy",
+            "val/language_shortcut_rate",
+        ],
+    )
+    assert (tmp_path / "global_step_2" / "COMPLETE").exists()
+    records = [json.loads(line) for line in (tmp_path / "responses.jsonl").read_text().splitlines()]
+    assert records and {"dataset_index", "response", "ground_truth", "scores", "blind_answer"} <= set(records[0])
+    assert (tmp_path / "config.yaml").exists()
+
+
+def test_without_self_reward_no_hop_runs(tiny_dir, tmp_path) -> None:
+    proc = _run(
+        tiny_dir,
+        tmp_path,
+        "algorithm.self_reward.enable=false",
+        "worker.reward.reward_function=verl.rewards.functions:seethink_reward",
+    )
+    _ok(proc)
+    rows = _metrics(tmp_path)
+    assert not any(key.startswith("self_reward/") or key == "timing/self_reward_hop" for r in rows for key in r)
+    _finite(rows, ["reward/overall", "reward/format", "actor/pg_loss"])
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("algorithm.self_reward.mode=multi_reward",),
+        ("algorithm.self_reward.train_second_hop=true",),
+        (
+            "worker.rollout.name=hf",
+            "algorithm.self_reward.enable=false",
+            "worker.reward.reward_function=verl.rewards.functions:seethink_reward",
+        ),
+    ],
+    ids=["multi_reward", "train_second_hop", "hf_rollout"],
+)
+def test_variants_run_with_finite_metrics(tiny_dir, tmp_path, overrides) -> None:
+    proc = _run(tiny_dir, tmp_path, *overrides)
+    _ok(proc)
+    _finite(_metrics(tmp_path), ["reward/overall", "actor/pg_loss", "critic/advantages/mean"])
+
+
+def test_val_only_writes_responses_and_no_checkpoint(tiny_dir, tmp_path) -> None:
+    proc = _run(tiny_dir, tmp_path, "trainer.val_only=true")
+    _ok(proc)
+    records = [json.loads(line) for line in (tmp_path / "responses.jsonl").read_text().splitlines()]
+    indices = sorted(r["dataset_index"] for r in records)
+    assert len(records) > 0 and len(set(indices)) == len(indices)
+    assert not list(tmp_path.glob("global_step_*"))
+
+
+class _HopServer(BaseHTTPRequestHandler):
+    requests = 0
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        _HopServer.requests += 1
+        data = json.dumps(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [
+                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "\\boxed{red}"}}
+                ],
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_external_hop_against_a_local_server(tiny_dir, tmp_path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HopServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = _env(SELF_REWARD_BASE_URL=f"http://127.0.0.1:{server.server_address[1]}/v1", SELF_REWARD_MODEL="m")
+        proc = _run(tiny_dir, tmp_path, "algorithm.self_reward.backend=external", env=env)
+    finally:
+        server.shutdown()
+    _ok(proc)
+    rows = _metrics(tmp_path)
+    _finite(rows, ["reward/perception", "self_reward/external_error_rate"])
+    assert all(r["self_reward/external_error_rate"] == 0.0 for r in rows if "self_reward/external_error_rate" in r)
+
+
+def test_resume_after_hard_kill_continues_with_the_same_data(tiny_dir, tmp_path) -> None:
+    common = (
+        "trainer.max_steps=3",
+        "trainer.save_freq=1",
+        "trainer.val_freq=-1",
+        "algorithm.self_reward.enable=false",
+        "worker.reward.reward_function=verl.rewards.functions:seethink_reward",
+    )
+    reference_dir = tmp_path / "reference"
+    _ok(
+        _run(
+            tiny_dir,
+            reference_dir,
+            *common,
+            "trainer.response_path=" + str(reference_dir / "r.jsonl"),
+            "trainer.logger=[file]",
+        )
+    )
+    reference = _metrics(reference_dir)
+
+    killed_dir = tmp_path / "killed"
+    proc = subprocess.Popen(
+        _command(tiny_dir, killed_dir, *common, "trainer.logger=[file]"),
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 300
+    while not (killed_dir / "global_step_2" / "COMPLETE").exists():
+        assert proc.poll() is None and time.time() < deadline, "run ended before step 2's checkpoint"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (killed_dir / "global_step_3").mkdir(exist_ok=True)  # a torn folder without marker must be ignored
+    _ok(_run(tiny_dir, killed_dir, *common, "trainer.logger=[file]"))
+    rows = _metrics(killed_dir)
+    resumed = [r for r in rows if r["step"] == 3]
+    assert len(resumed) == 1 and resumed[0]["training/global_step"] == 3.0
+    assert resumed[0]["data/first_dataset_index"] == reference[-1]["data/first_dataset_index"]
+    assert resumed[0]["data/dataset_index_digest"] == reference[-1]["data/dataset_index_digest"]
+
+
+def test_reward_function_that_raises_names_itself(tiny_dir, tmp_path) -> None:
+    bad = tmp_path / "bad_reward.py"
+    bad.write_text("def score(inputs, **kw):\n    raise ZeroDivisionError('oops')\n")
+    proc = _run(
+        tiny_dir, tmp_path / "run", f"worker.reward.reward_function={bad}:score", "algorithm.self_reward.enable=false"
+    )
+    assert proc.returncode != 0
+    assert "bad_reward.py:score raised ZeroDivisionError: oops" in proc.stderr

@@ -1,0 +1,55 @@
+"""Entry point: ``python3 -m verl.trainer.main config=path.yaml key.sub=value ...``.
+
+Loads the config (dataclass defaults ← YAML ← command line), prints and saves it, starts Ray (a local
+instance, or the cluster named by ``RAY_ADDRESS``), builds the workers and runs the loop. Ctrl-C shuts the
+workers down before exiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from ..utils.config_utils import ConfigError, format_config, load_config
+from .config import PPOConfig
+
+
+def run(argv: list[str] | None = None) -> dict[str, float]:
+    config = load_config(PPOConfig, argv if argv is not None else sys.argv[1:])
+    print(format_config(config), flush=True)
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process engine, as RL frameworks run it
+    import ray
+
+    from .ray_trainer import RayPPOTrainer
+
+    if not ray.is_initialized():
+        runtime_env = {"env_vars": {k: v for k, v in os.environ.items() if k.startswith(("VLLM_", "TOKENIZERS_"))}}
+        if os.environ.get("RAY_ADDRESS"):
+            ray.init(runtime_env=runtime_env)
+        else:
+            ray.init(num_cpus=config.trainer.ray_num_cpus, include_dashboard=False, runtime_env=runtime_env)
+    trainer = RayPPOTrainer(config)
+    try:
+        trainer.init_workers()
+        return trainer.fit()
+    finally:
+        trainer.shutdown()
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run(argv)
+    except ConfigError as exc:
+        print(f"config error:\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print(
+            "interrupted: workers shut down; resume with the same command (trainer.resume_mode=auto)", file=sys.stderr
+        )
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()

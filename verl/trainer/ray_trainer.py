@@ -1,0 +1,585 @@
+"""The single-controller GRPO/PPO loop.
+
+One step, one call per arrow (each body lives in its own module)::
+
+    prompts → rollout (n per prompt) → self-reward hop → reward → old log-probs → ref log-probs
+            → (values) → advantages → (critic update) → actor update → metrics → validation / checkpoint
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+import zlib
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..protocol import DataProto
+from ..utils import checkpoint as ckpt
+from ..utils.config_utils import config_to_dict, save_config
+from ..utils.dataset import ResumableDataLoader, RLHFDataset
+from ..utils.tokenizer import get_processor, get_tokenizer
+from ..utils.tracking import Tracking
+from ..workers.reward.reward_manager import RewardManager
+from . import core_algos
+from .config import PPOConfig
+from .metrics import compute_data_metrics, reduce_metrics
+from .self_reward import ExternalHop, HopResult, run_external_hop, run_hop
+
+logger = logging.getLogger(__name__)
+
+
+def build_text_prompts(prompt_ids: list[list[int]], pad_id: int, multimodal: bool) -> DataProto:
+    """A left-padded, text-only prompt batch (what the self-reward hop sends to the rollout engine)."""
+    length = max(len(p) for p in prompt_ids)
+    input_ids = torch.full((len(prompt_ids), length), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for i, ids in enumerate(prompt_ids):
+        input_ids[i, length - len(ids) :] = torch.tensor(ids)
+        attention_mask[i, length - len(ids) :] = 1
+    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0) * attention_mask
+    if multimodal:  # text tokens advance all three M-RoPE axes together
+        positions = positions.unsqueeze(1).expand(-1, 3, -1).clone()
+    raw = np.empty(len(prompt_ids), dtype=object)
+    raw[:] = [list(p) for p in prompt_ids]
+    return DataProto.from_dict(
+        tensors={"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": positions},
+        non_tensors={"raw_prompt_ids": raw},
+    )
+
+
+class RayPPOTrainer:
+    """Drives the worker groups; holds the data loaders, reward managers, loggers and checkpoint logic."""
+
+    def __init__(self, config: PPOConfig) -> None:
+        self.config = config
+        model_cfg = config.worker.actor.model
+        self.tokenizer = get_tokenizer(
+            model_cfg.tokenizer_path or model_cfg.model_path, trust_remote_code=model_cfg.trust_remote_code
+        )
+        self.processor = get_processor(
+            model_cfg.tokenizer_path or model_cfg.model_path, trust_remote_code=model_cfg.trust_remote_code
+        )
+        self.run_dir = config.trainer.save_checkpoint_path
+        os.makedirs(self.run_dir, exist_ok=True)
+        save_config(config, os.path.join(self.run_dir, "config.yaml"))
+        if config.algorithm.self_reward.enable and config.algorithm.self_reward.leak_guard:
+            config.worker.reward.reward_function_kwargs.setdefault("leak_guard", True)
+        self.reward_fn = RewardManager(config.worker.reward, self.tokenizer)
+        self.val_reward_fn = RewardManager(config.worker.val_reward, self.tokenizer)
+        self.kl_ctrl = core_algos.get_kl_controller(
+            config.algorithm.kl_type, config.algorithm.kl_coef, config.algorithm.kl_target, config.algorithm.kl_horizon
+        )
+        self.hop_cfg = config.algorithm.self_reward
+        self.external_hop = None
+        if self.hop_cfg.enable and self.hop_cfg.backend == "external":
+            self.external_hop = ExternalHop(
+                self.hop_cfg.external, self.hop_cfg.max_tokens, self.hop_cfg.temperature, self.hop_cfg.top_p
+            )
+        self._build_data()
+        self.global_step = 0
+        self.actor_rollout = self.critic = None
+
+    # ------------------------------------------------------------------ data
+
+    def _dataset(self, files: str) -> RLHFDataset:
+        d = self.config.data
+        return RLHFDataset(
+            files,
+            self.tokenizer,
+            self.processor,
+            prompt_key=d.prompt_key,
+            answer_key=d.answer_key,
+            image_key=d.image_key,
+            video_key=d.video_key,
+            image_dir=d.image_dir,
+            max_prompt_length=d.max_prompt_length,
+            format_prompt=d.format_prompt,
+            min_pixels=d.min_pixels,
+            max_pixels=d.max_pixels,
+            filter_overlong_prompts=d.filter_overlong_prompts,
+            skip_bad_rows=d.skip_bad_rows,
+            override_chat_template=d.override_chat_template,
+        )
+
+    def _build_data(self) -> None:
+        d, t = self.config.data, self.config.trainer
+        self.val_dataset = self._dataset(d.val_files) if d.val_files else None
+        self.train_dataset = None if t.val_only else self._dataset(d.train_files)
+        if self.train_dataset is not None:
+            batch = d.mini_rollout_batch_size or d.rollout_batch_size
+            self.train_loader = ResumableDataLoader(
+                self.train_dataset, batch, shuffle=d.shuffle, seed=d.seed, num_workers=d.dataloader_num_workers
+            )
+            steps_per_epoch = len(self.train_dataset) // d.rollout_batch_size
+            self.total_steps = steps_per_epoch * t.total_epochs
+            if t.max_steps is not None:
+                self.total_steps = min(t.max_steps, self.total_steps) if self.total_steps else t.max_steps
+            self.config.worker.actor.optim.training_steps = self.total_steps
+            self.config.worker.critic.optim.training_steps = self.total_steps
+        else:
+            self.total_steps = 0
+
+    def _next_batch(self) -> DataProto:
+        if not hasattr(self, "_train_iter"):
+            self._train_iter = iter(self.train_loader)
+        try:
+            rows = next(self._train_iter)
+        except StopIteration:
+            self._train_iter = iter(self.train_loader)
+            rows = next(self._train_iter)
+        return DataProto.from_single_dict(rows)
+
+    # ------------------------------------------------------------------ workers
+
+    def init_workers(self) -> None:
+        from ..single_controller import RayResourcePool, RayWorkerGroup
+        from ..workers.fsdp_workers import FSDPWorker
+
+        t = self.config.trainer
+        use_gpu = t.device == "cuda" or (t.device == "auto" and torch.cuda.is_available())
+        colocate = 2 if self.config.algorithm.use_critic else 1
+        self.pool = RayResourcePool([t.n_gpus_per_node] * t.nnodes, use_gpu=use_gpu, max_colocate_count=colocate)
+        role = "actor_rollout_ref" if self.config.algorithm.use_reference_policy else "actor_rollout"
+        self.actor_rollout = RayWorkerGroup(self.pool, FSDPWorker, self.config.worker, role, name_prefix="actor")
+        self.actor_rollout.init_model()
+        if self.config.algorithm.use_critic:
+            self.critic = RayWorkerGroup(self.pool, FSDPWorker, self.config.worker, "critic", name_prefix="critic")
+            self.critic.init_model()
+        self._maybe_resume()
+
+    def shutdown(self) -> None:
+        for group in (self.critic, self.actor_rollout):
+            if group is not None:
+                group.shutdown()
+        if hasattr(self, "tracking"):
+            self.tracking.finish()
+
+    # ------------------------------------------------------------------ the hop
+
+    def _policy_generate(self, prompt_ids: list[list[int]]) -> tuple[list[str], DataProto]:
+        batch = build_text_prompts(prompt_ids, self.tokenizer.pad_token_id, multimodal=self.processor is not None)
+        batch.meta_info.update(
+            n=1,
+            max_tokens=self.hop_cfg.max_tokens,
+            temperature=self.hop_cfg.temperature,
+            top_p=self.hop_cfg.top_p,
+        )
+        out = self.actor_rollout.generate_sequences(batch)
+        lengths = out.batch["response_mask"].sum(-1).tolist()
+        texts = [
+            self.tokenizer.decode(out.batch["responses"][i, : int(n)], skip_special_tokens=True)
+            for i, n in enumerate(lengths)
+        ]
+        return texts, out
+
+    def _self_reward_hop(self, batch: DataProto) -> HopResult | None:
+        """Blind answers for every response, stored as ``blind_answer`` (None where there is none)."""
+        if not self.hop_cfg.enable:
+            return None
+        responses = self._decode_responses(batch)
+        questions = [str(q) for q in batch.non_tensor_batch["raw_question"]]
+        if self.external_hop is not None:
+            result = run_external_hop(responses, questions, self.external_hop)
+        else:
+            hop_outputs: list[DataProto] = []
+
+            def generate(prompt_ids: list[list[int]]) -> list[str]:
+                texts, out = self._policy_generate(prompt_ids)
+                hop_outputs.append(out)
+                return texts
+
+            result = run_hop(responses, questions, generate, self.tokenizer)
+            result.output = hop_outputs[0] if hop_outputs else None  # type: ignore[attr-defined]
+        blind = np.empty(len(batch), dtype=object)
+        blind[:] = result.blind_answers
+        batch.non_tensor_batch["blind_answer"] = blind
+        return result
+
+    def _decode_responses(self, batch: DataProto) -> list[str]:
+        lengths = batch.batch["response_mask"].sum(-1).tolist()
+        return [
+            self.tokenizer.decode(batch.batch["responses"][i, : int(n)], skip_special_tokens=True)
+            for i, n in enumerate(lengths)
+        ]
+
+    # ------------------------------------------------------------------ advantages
+
+    def _compute_advantage(self, batch: DataProto, components: dict[str, list[float]]) -> None:
+        alg = self.config.algorithm
+        b = batch.batch
+        mask = b["response_mask"]
+        index = batch.non_tensor_batch["uid"]
+        if alg.reward_channels:
+            channels = {name: torch.tensor(components[name], dtype=torch.float32) for name in alg.reward_channels}
+            advantages, returns = core_algos.compute_multi_reward_advantage(
+                channels, alg.reward_channels, mask, index, norm_adv_by_std=alg.norm_adv_by_std_in_grpo
+            )
+        else:
+            advantages, returns = core_algos.compute_advantage(
+                alg.adv_estimator,
+                token_level_rewards=b["token_level_rewards"],
+                response_mask=mask,
+                index=index,
+                values=b.get("values") if "values" in b else None,
+                reward_baselines=b.get("reward_baselines", None),
+                gamma=alg.gamma,
+                lam=alg.lam,
+                norm_adv_by_std=alg.norm_adv_by_std_in_grpo,
+            )
+        b["advantages"], b["returns"] = advantages, returns
+
+    # ------------------------------------------------------------------ one step
+
+    def _make_batch(self, metrics: dict[str, Any], timing: dict[str, float]) -> DataProto:
+        """Rollout + hop + reward for one step's prompts; with online filtering, keep only groups whose mean
+        ``filter_key`` lies strictly inside (filter_low, filter_high) and refill up to ``max_try_make_batch``."""
+        cfg, alg = self.config, self.config.algorithm
+        n = cfg.worker.rollout.n
+        kept: list[DataProto] = []
+        kept_components: dict[str, list[float]] = defaultdict(list)
+        kept_prompts, tries = 0, 0
+        while kept_prompts < cfg.data.rollout_batch_size:
+            tries += 1
+            if tries > cfg.trainer.max_try_make_batch:
+                raise RuntimeError(
+                    f"online filtering kept {kept_prompts} of {cfg.data.rollout_batch_size} prompts after "
+                    f"{cfg.trainer.max_try_make_batch} tries (trainer.max_try_make_batch); widen "
+                    "algorithm.filter_low/filter_high or turn algorithm.online_filtering off"
+                )
+            batch = self._next_batch()
+            batch.non_tensor_batch["uid"] = np.array([str(uuid.uuid4()) for _ in range(len(batch))], dtype=object)
+            gen = batch.select(
+                batch_keys=["input_ids", "attention_mask", "position_ids"],
+                non_tensor_batch_keys=[
+                    k for k in ("raw_prompt_ids", "multi_modal_data") if k in batch.non_tensor_batch
+                ],
+            )
+            start = time.perf_counter()
+            out = self.actor_rollout.generate_sequences(gen)
+            timing["gen"] = timing.get("gen", 0.0) + time.perf_counter() - start
+            batch = batch.repeat(n, interleave=True)
+            for key in ("input_ids", "attention_mask", "position_ids"):
+                batch.batch.pop(key)
+            batch = batch.union(out.select(batch_keys=list(out.batch.keys()), non_tensor_batch_keys=[]))
+            if alg.adv_estimator == "remax":
+                self._remax_baseline(gen, batch)
+
+            start = time.perf_counter()
+            hop = self._self_reward_hop(batch)
+            if hop is not None:
+                timing["self_reward_hop"] = timing.get("self_reward_hop", 0.0) + time.perf_counter() - start
+                for key, value in hop.metrics().items():
+                    if not key.startswith("timing/"):
+                        metrics[key] = value
+                if self.hop_cfg.train_second_hop and getattr(hop, "output", None) is not None:
+                    batch.meta_info["second_hop"] = (hop, hop.output)
+
+            start = time.perf_counter()
+            scores, components = self.reward_fn.compute_reward(batch)
+            timing["reward"] = timing.get("reward", 0.0) + time.perf_counter() - start
+            batch.batch["token_level_scores"] = scores
+            if alg.online_filtering:
+                values = np.array(components[alg.filter_key]).reshape(-1, n).mean(axis=1)
+                keep_groups = np.nonzero((values > alg.filter_low) & (values < alg.filter_high))[0]
+                rows = (keep_groups[:, None] * n + np.arange(n)[None]).reshape(-1)
+                metrics["online_filtering/kept_ratio"] = len(keep_groups) / max(len(values), 1)
+                batch = batch[rows.tolist()]
+                components = {k: [v[i] for i in rows] for k, v in components.items()}
+            kept.append(batch)
+            for key, value in components.items():
+                kept_components[key].extend(value)
+            kept_prompts += len(batch) // n
+            if not alg.online_filtering:
+                break
+        batch = DataProto.concat(kept) if len(kept) > 1 else kept[0]
+        limit = cfg.data.rollout_batch_size * n
+        if len(batch) > limit:
+            batch = batch[:limit]
+            kept_components = {k: v[:limit] for k, v in kept_components.items()}
+        batch.meta_info["components"] = dict(kept_components)
+        return batch
+
+    def _remax_baseline(self, gen: DataProto, batch: DataProto) -> None:
+        greedy = DataProto.from_dict(tensors=dict(gen.batch.items()), non_tensors=dict(gen.non_tensor_batch))
+        greedy.meta_info.update(do_sample=False, n=1)
+        out = self.actor_rollout.generate_sequences(greedy)
+        base = DataProto.from_dict(
+            tensors={"responses": out.batch["responses"], "response_mask": out.batch["response_mask"]},
+            non_tensors={
+                k: batch.non_tensor_batch[k][:: self.config.worker.rollout.n] for k in ("ground_truth", "raw_question")
+            },
+        )
+        scores, _ = self.reward_fn.compute_reward(base)
+        baseline = scores.sum(-1).repeat_interleave(self.config.worker.rollout.n)
+        batch.batch["reward_baselines"] = baseline
+
+    def train_step(self) -> dict[str, Any]:
+        cfg, alg = self.config, self.config.algorithm
+        metrics: dict[str, Any] = {}
+        timing: dict[str, float] = {}
+        step_start = time.perf_counter()
+        batch = self._make_batch(metrics, timing)
+        components = batch.meta_info.pop("components")
+        second_hop = batch.meta_info.pop("second_hop", None)
+        batch.meta_info["temperature"] = cfg.worker.rollout.temperature
+
+        start = time.perf_counter()
+        batch = batch.union(self.actor_rollout.compute_log_probs(batch))
+        timing["old"] = time.perf_counter() - start
+        if alg.use_reference_policy:
+            start = time.perf_counter()
+            batch = batch.union(self.actor_rollout.compute_ref_log_probs(batch))
+            timing["ref"] = time.perf_counter() - start
+        if self.critic is not None:
+            start = time.perf_counter()
+            batch = batch.union(self.critic.compute_values(batch))
+            timing["values"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        if alg.use_reference_policy and not alg.use_kl_loss:
+            rewards, kl_metrics = core_algos.apply_kl_penalty(
+                batch.batch["token_level_scores"],
+                batch.batch["old_log_probs"],
+                batch.batch["ref_log_probs"],
+                batch.batch["response_mask"],
+                self.kl_ctrl,
+                alg.kl_penalty,
+            )
+            batch.batch["token_level_rewards"] = rewards
+            metrics.update({f"actor/reward_{k}": v for k, v in kl_metrics.items()})
+        else:
+            batch.batch["token_level_rewards"] = batch.batch["token_level_scores"]
+        self._compute_advantage(batch, components)
+        timing["adv"] = time.perf_counter() - start
+
+        if self.critic is not None:
+            start = time.perf_counter()
+            critic_out = self.critic.update_critic(batch)
+            metrics.update(reduce_metrics(critic_out.meta_info["metrics"]))
+            timing["update_critic"] = time.perf_counter() - start
+
+        if self.critic is None or self.global_step >= cfg.trainer.critic_warmup:
+            update_batch = batch
+            if second_hop is not None:
+                update_batch = self._with_second_hop(batch, components, *second_hop)
+            start = time.perf_counter()
+            actor_out = self.actor_rollout.update_actor(update_batch)
+            metrics.update(reduce_metrics(actor_out.meta_info["metrics"]))
+            timing["update_actor"] = time.perf_counter() - start
+
+        metrics.update(compute_data_metrics(batch, components))
+        # Which rows this step trained on, in order: lets a resumed run be checked against an uninterrupted one.
+        order = [int(i) for i in batch.non_tensor_batch["dataset_index"][:: cfg.worker.rollout.n]]
+        metrics["data/first_dataset_index"] = order[0]
+        metrics["data/dataset_index_digest"] = zlib.crc32(json.dumps(order).encode())
+        timing["step"] = time.perf_counter() - step_start
+        metrics.update({f"timing/{k}": v for k, v in timing.items()})
+        tokens = int(batch.batch["attention_mask"].sum())
+        metrics["perf/tokens_per_second"] = tokens / max(timing["step"], 1e-9)
+        return metrics
+
+    def _with_second_hop(
+        self, batch: DataProto, components: dict[str, list[float]], hop: HopResult, out: DataProto
+    ) -> DataProto:
+        """Append the blind-answer sequences to the update batch with their own (perception) advantages.
+
+        Each blind answer is a separate text-only sequence generated by the policy; its advantage is the GRPO
+        advantage of the perception channel within the original prompt's group, and both hops are weighted
+        ``second_hop_weight`` (0.5: the paper's equal split) through the advantages.
+        """
+        weight = self.hop_cfg.second_hop_weight
+        rows = [i for i, a in enumerate(hop.blind_answers) if a is not None]
+        if not rows:
+            return batch
+        perception = torch.tensor(components["perception"], dtype=torch.float32)
+        index = batch.non_tensor_batch["uid"]
+        scores = torch.zeros_like(batch.batch["response_mask"], dtype=torch.float32)
+        last = (batch.batch["response_mask"].sum(-1) - 1).clamp(min=0)
+        scores[torch.arange(len(batch)), last] = perception
+        adv, _ = core_algos.compute_advantage(
+            "grpo",
+            token_level_rewards=scores,
+            response_mask=batch.batch["response_mask"],
+            index=index,
+            norm_adv_by_std=self.config.algorithm.norm_adv_by_std_in_grpo,
+        )
+        seq_adv = adv.sum(-1) / batch.batch["response_mask"].sum(-1).clamp(min=1)
+        hop_batch = out
+        hop_batch.meta_info["temperature"] = self.hop_cfg.temperature
+        hop_batch = hop_batch.union(self.actor_rollout.compute_log_probs(hop_batch))
+        hop_mask = hop_batch.batch["response_mask"]
+        # Both hops are weighted through their advantages, 2(1-w) and 2w: w = 0.5 (the paper's equal split)
+        # leaves each hop's advantages as they are.
+        hop_batch.batch["advantages"] = seq_adv[rows][:, None] * hop_mask * (2 * weight)
+        if "ref_log_probs" in batch.batch:
+            hop_batch = hop_batch.union(self.actor_rollout.compute_ref_log_probs(hop_batch))
+        main = batch.select(
+            batch_keys=[k for k in batch.batch if k in hop_batch.batch],
+            non_tensor_batch_keys=[],
+        )
+        main.batch["advantages"] = main.batch["advantages"] * (2 * (1 - weight))
+        main = self._pad_to(main, hop_batch)
+        hop_batch = self._pad_to(hop_batch.select(batch_keys=list(main.batch.keys()), non_tensor_batch_keys=[]), main)
+        if "multi_modal_inputs" in batch.non_tensor_batch:
+            main.non_tensor_batch["multi_modal_inputs"] = batch.non_tensor_batch["multi_modal_inputs"]
+            empty = np.empty(len(hop_batch), dtype=object)
+            empty[:] = [None] * len(hop_batch)
+            hop_batch.non_tensor_batch["multi_modal_inputs"] = empty
+        return DataProto.concat([main, hop_batch])
+
+    @staticmethod
+    def _pad_to(data: DataProto, other: DataProto) -> DataProto:
+        """Pad prompt (left) and response (right) dimensions of ``data`` to at least ``other``'s."""
+        b, o = data.batch, other.batch
+        p_len = max(
+            b["input_ids"].shape[1] - b["responses"].shape[1], o["input_ids"].shape[1] - o["responses"].shape[1]
+        )
+        r_len = max(b["responses"].shape[1], o["responses"].shape[1])
+        cur_p = b["input_ids"].shape[1] - b["responses"].shape[1]
+        cur_r = b["responses"].shape[1]
+        left, right = p_len - cur_p, r_len - cur_r
+        if not left and not right:
+            return data
+        tensors = {}
+        for key, value in b.items():
+            if key in ("input_ids", "attention_mask", "position_ids"):
+                tensors[key] = torch.nn.functional.pad(value, (left, right))
+            else:
+                tensors[key] = torch.nn.functional.pad(value, (0, right))
+        return DataProto.from_dict(
+            tensors=tensors, non_tensors=dict(data.non_tensor_batch), meta_info=dict(data.meta_info)
+        )
+
+    # ------------------------------------------------------------------ validation
+
+    def validate(self) -> dict[str, float]:
+        """Greedy (``val_override_config``) generations on the validation set, scored with the validation
+        reward; writes every response to ``trainer.response_path`` and returns ``val/`` metrics."""
+        if self.val_dataset is None:
+            return {}
+        size = self.config.data.val_batch_size if self.config.data.val_batch_size > 0 else len(self.val_dataset)
+        loader = ResumableDataLoader(self.val_dataset, size, shuffle=False, drop_last=False)
+        per_source: dict[str, list[float]] = defaultdict(list)
+        blind_right, shortcut, with_blind, rows_written = 0, 0, 0, 0
+        path = self.config.trainer.response_path
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a", encoding="utf-8") as out_file:
+            for rows in loader:
+                batch = DataProto.from_single_dict(rows)
+                gen = batch.select(
+                    batch_keys=["input_ids", "attention_mask", "position_ids"],
+                    non_tensor_batch_keys=[
+                        k for k in ("raw_prompt_ids", "multi_modal_data") if k in batch.non_tensor_batch
+                    ],
+                )
+                gen.meta_info.update(validate=True, n=1)
+                out = self.actor_rollout.generate_sequences(gen)
+                for key in ("input_ids", "attention_mask", "position_ids"):
+                    batch.batch.pop(key)
+                batch = batch.union(out.select(batch_keys=list(out.batch.keys()), non_tensor_batch_keys=[]))
+                self._self_reward_hop(batch)
+                _, components = self.val_reward_fn.compute_reward(batch)
+                responses = self._decode_responses(batch)
+                blind = batch.non_tensor_batch.get("blind_answer")
+                blind_scores = self._grade_blind(batch) if blind is not None else None
+                for i, score in enumerate(components["overall"]):
+                    per_source[str(batch.non_tensor_batch["data_source"][i])].append(score)
+                    record = {
+                        "step": self.global_step,
+                        "dataset_index": int(batch.non_tensor_batch["dataset_index"][i]),
+                        "data_source": str(batch.non_tensor_batch["data_source"][i]),
+                        "prompt": str(batch.non_tensor_batch["raw_question"][i]),
+                        "response": responses[i],
+                        "ground_truth": str(batch.non_tensor_batch["ground_truth"][i]),
+                        "scores": {k: v[i] for k, v in components.items()},
+                        "blind_answer": blind[i] if blind is not None else None,
+                    }
+                    if blind_scores is not None and blind[i] is not None:
+                        with_blind += 1
+                        blind_right += blind_scores[i] > 0
+                        shortcut += score > 0 and blind_scores[i] <= 0
+                    out_file.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    rows_written += 1
+        metrics = {f"val/{source}/overall": float(np.mean(v)) for source, v in per_source.items()}
+        metrics["val/overall"] = float(np.mean([s for v in per_source.values() for s in v]))
+        if with_blind or self.hop_cfg.enable:
+            metrics["val/blind_accuracy"] = blind_right / max(rows_written, 1)
+            metrics["val/language_shortcut_rate"] = shortcut / max(rows_written, 1)
+        return metrics
+
+    def _grade_blind(self, batch: DataProto) -> list[float]:
+        from ..rewards.extract import extract_boxed
+        from ..rewards.grader import grade_answer
+
+        scores = []
+        for answer, truth in zip(batch.non_tensor_batch["blind_answer"], batch.non_tensor_batch["ground_truth"]):
+            boxed = extract_boxed(answer) if answer is not None else None
+            scores.append(float(boxed is not None and grade_answer(boxed, str(truth))))
+        return scores
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save_checkpoint(self) -> str:
+        root = self.config.trainer.save_checkpoint_path
+        folder = ckpt.partial_dir(root, self.global_step)
+        self.actor_rollout.save_checkpoint(str(folder / "actor"))
+        if self.critic is not None:
+            self.critic.save_checkpoint(str(folder / "critic"))
+        state = {"global_step": self.global_step, "dataloader": self.train_loader.state_dict()}
+        final = ckpt.finalize(root, self.global_step, state)
+        ckpt.rotate(root, self.config.trainer.save_limit)
+        return str(final)
+
+    def _maybe_resume(self) -> None:
+        t = self.config.trainer
+        if t.resume_mode == "disable" or self.train_dataset is None:
+            return
+        path = t.load_checkpoint_path if t.resume_mode == "path" else ckpt.find_latest(t.save_checkpoint_path)
+        if path is None:
+            return
+        state = ckpt.read_trainer_state(path)
+        self.actor_rollout.load_checkpoint(os.path.join(path, "actor"))
+        if self.critic is not None:
+            self.critic.load_checkpoint(os.path.join(path, "critic"))
+        self.train_loader.load_state_dict(state["dataloader"])
+        self.global_step = int(state["global_step"])
+        logger.info("resumed from %s at step %d", path, self.global_step)
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(self) -> dict[str, float]:
+        t = self.config.trainer
+        self.tracking = Tracking(
+            t.logger,
+            t.project_name,
+            t.experiment_name,
+            self.run_dir,
+            config=config_to_dict(self.config),
+            total_steps=self.total_steps,
+        )
+        last_val: dict[str, float] = {}
+        if t.val_only or (t.val_before_train and self.global_step == 0 and self.val_dataset is not None):
+            last_val = self.validate()
+            self.tracking.log(last_val, step=self.global_step)
+            if t.val_only:
+                return last_val
+        while self.global_step < self.total_steps:
+            self.global_step += 1
+            metrics = self.train_step()
+            metrics["training/global_step"] = self.global_step
+            metrics["training/epoch"] = self.train_loader.epoch
+            is_last = self.global_step >= self.total_steps
+            if self.val_dataset is not None and t.val_freq > 0 and (self.global_step % t.val_freq == 0 or is_last):
+                last_val = self.validate()
+                metrics.update(last_val)
+            if t.save_freq > 0 and (self.global_step % t.save_freq == 0 or is_last):
+                metrics["checkpoint/path"] = self.save_checkpoint()
+            self.tracking.log(metrics, step=self.global_step)
+        return last_val

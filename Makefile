@@ -20,6 +20,9 @@ format:
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+demo:             ## self-rewarded GRPO on the embedded tiny model, on the CPU
+	bash train_examples/0-tiny_selfReward_cpu.sh
+
 tiny:             ## generate the embedded tiny model + synthetic dataset
 	$(PY) -m verl.tiny --out $(TINY)
 

@@ -40,3 +40,13 @@ def test_missing_backend_names_the_extra(tmp_path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "wandb", None)
     with pytest.raises(MissingDependencyError, match=r"vision-sr1\[loggers\]"):
         Tracking(["wandb"], "p", "e", str(tmp_path))
+
+
+def test_console_eta_uses_the_pace_since_the_first_logged_step(monkeypatch) -> None:
+    clock = iter([0.0, 100.0, 100.0, 110.0])  # created at 0; step 0 logged at 100, step 5 at 110: 2 s a step
+    monkeypatch.setattr("verl.utils.tracking.time.time", lambda: next(clock))
+    stream = io.StringIO()
+    console = ConsoleLogger(total_steps=20, stream=stream)
+    console.log({}, step=0)
+    console.log({}, step=5)
+    assert "5/20 eta 0m30s" in stream.getvalue().splitlines()[-1]  # 15 steps left x 2 s

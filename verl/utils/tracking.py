@@ -49,7 +49,7 @@ class ConsoleLogger:
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
         if self.first_step is None:
-            self.first_step = step
+            self.first_step, self.start = step, time.time()
         parts = [self._progress(step)]
         for key in self.HEADLINE:
             if key in metrics and (value := _scalar(metrics[key])) is not None:
@@ -64,7 +64,7 @@ class ConsoleLogger:
         done = min(step / self.total_steps, 1.0)
         bar = "#" * int(done * 20)
         elapsed = time.time() - self.start
-        steps_run = max(step - (self.first_step or step) + 1, 1)
+        steps_run = max(step - self.first_step, 1)  # steps since the first logged one
         eta = elapsed / steps_run * max(self.total_steps - step, 0)
         return f"[{bar:<20}] {step}/{self.total_steps} eta {int(eta // 60)}m{int(eta % 60):02d}s"
 

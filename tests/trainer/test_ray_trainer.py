@@ -131,8 +131,16 @@ def test_without_self_reward_no_hop_runs(tiny_dir, tmp_path) -> None:
             "algorithm.self_reward.enable=false",
             "worker.reward.reward_function=verl.rewards.functions:seethink_reward",
         ),
+        ("algorithm.self_reward.n=2", "trainer.val_generations_to_log=2"),
+        (
+            "algorithm.adv_estimator=remax",
+            "worker.rollout.n=1",
+            "algorithm.self_reward.enable=false",
+            "worker.reward.reward_function=verl.rewards.functions:seethink_reward",
+        ),
+        ("algorithm.online_filtering=true", "algorithm.filter_low=-0.5", "algorithm.filter_high=1.5"),
     ],
-    ids=["multi_reward", "train_second_hop", "hf_rollout"],
+    ids=["multi_reward", "train_second_hop", "hf_rollout", "hop_n2", "remax", "online_filtering"],
 )
 def test_variants_run_with_finite_metrics(tiny_dir, tmp_path, overrides) -> None:
     proc = _run(tiny_dir, tmp_path, *overrides)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..models.flops import mfu
 from ..protocol import DataProto
 from ..utils import checkpoint as ckpt
 from ..utils.config_utils import config_to_dict, save_config
@@ -66,6 +67,9 @@ class RayPPOTrainer:
         self.processor = get_processor(
             model_cfg.tokenizer_path or model_cfg.model_path, trust_remote_code=model_cfg.trust_remote_code
         )
+        from transformers import AutoConfig
+
+        self.hf_config = AutoConfig.from_pretrained(model_cfg.model_path, trust_remote_code=model_cfg.trust_remote_code)
         self.run_dir = config.trainer.save_checkpoint_path
         os.makedirs(self.run_dir, exist_ok=True)
         save_config(config, os.path.join(self.run_dir, "config.yaml"))
@@ -166,7 +170,7 @@ class RayPPOTrainer:
     def _policy_generate(self, prompt_ids: list[list[int]]) -> tuple[list[str], DataProto]:
         batch = build_text_prompts(prompt_ids, self.tokenizer.pad_token_id, multimodal=self.processor is not None)
         batch.meta_info.update(
-            n=1,
+            n=self.hop_cfg.n,
             max_tokens=self.hop_cfg.max_tokens,
             temperature=self.hop_cfg.temperature,
             top_p=self.hop_cfg.top_p,
@@ -190,15 +194,17 @@ class RayPPOTrainer:
         else:
             hop_outputs: list[DataProto] = []
 
-            def generate(prompt_ids: list[list[int]]) -> list[str]:
+            def generate(prompt_ids: list[list[int]]) -> list[str] | list[list[str]]:
                 texts, out = self._policy_generate(prompt_ids)
                 hop_outputs.append(out)
-                return texts
+                n = self.hop_cfg.n
+                return texts if n == 1 else [texts[i : i + n] for i in range(0, len(texts), n)]
 
             result = run_hop(responses, questions, generate, self.tokenizer)
             result.output = hop_outputs[0] if hop_outputs else None  # type: ignore[attr-defined]
         blind = np.empty(len(batch), dtype=object)
-        blind[:] = result.blind_answers
+        for i, answer in enumerate(result.blind_answers):  # element-wise: answers may be lists (hop n > 1)
+            blind[i] = answer
         batch.non_tensor_batch["blind_answer"] = blind
         return result
 
@@ -381,8 +387,14 @@ class RayPPOTrainer:
         metrics["data/dataset_index_digest"] = zlib.crc32(json.dumps(order).encode())
         timing["step"] = time.perf_counter() - step_start
         metrics.update({f"timing/{k}": v for k, v in timing.items()})
-        tokens = int(batch.batch["attention_mask"].sum())
-        metrics["perf/tokens_per_second"] = tokens / max(timing["step"], 1e-9)
+        seq_lens = batch.batch["attention_mask"].sum(-1).tolist()
+        metrics["perf/tokens_per_second"] = sum(seq_lens) / max(timing["step"], 1e-9)
+        if "update_actor" in timing:
+            # The update runs ppo_epochs forward+backward passes over the batch, on every device at once.
+            epochs = cfg.worker.actor.ppo_epochs
+            value = mfu(self.hf_config, seq_lens * epochs, timing["update_actor"], n_devices=cfg.trainer.world_size)
+            if value is not None:
+                metrics["perf/mfu_actor"] = value
         return metrics
 
     def _with_second_hop(
@@ -507,6 +519,7 @@ class RayPPOTrainer:
                         shortcut += score > 0 and blind_scores[i] <= 0
                     out_file.write(json.dumps(record, ensure_ascii=False) + "\n")
                     rows_written += 1
+        self._log_generations(path, rows_written)
         metrics = {f"val/{source}/overall": float(np.mean(v)) for source, v in per_source.items()}
         metrics["val/overall"] = float(np.mean([s for v in per_source.values() for s in v]))
         if with_blind or self.hop_cfg.enable:
@@ -514,14 +527,37 @@ class RayPPOTrainer:
             metrics["val/language_shortcut_rate"] = shortcut / max(rows_written, 1)
         return metrics
 
+    def _log_generations(self, path: str, rows_written: int) -> None:
+        """Show ``trainer.val_generations_to_log`` of this validation's responses through the logger."""
+        count = min(self.config.trainer.val_generations_to_log, rows_written)
+        if count <= 0:
+            return
+        with open(path, encoding="utf-8") as f:
+            records = [json.loads(line) for line in f.readlines()[-rows_written:][:count]]
+        for record in records:
+            logger.info(
+                "val sample %d (step %d): %r -> %r (truth %r, blind %r, score %s)",
+                record["dataset_index"],
+                record["step"],
+                record["prompt"][:200],
+                record["response"][:400],
+                record["ground_truth"],
+                record["blind_answer"],
+                record["scores"].get("overall"),
+            )
+
     def _grade_blind(self, batch: DataProto) -> list[float]:
         from ..rewards.extract import extract_boxed
         from ..rewards.grader import grade_answer
 
+        def grade(answer: str | None, truth: str) -> float:
+            boxed = extract_boxed(answer) if answer is not None else None
+            return float(boxed is not None and grade_answer(boxed, truth))
+
         scores = []
         for answer, truth in zip(batch.non_tensor_batch["blind_answer"], batch.non_tensor_batch["ground_truth"]):
-            boxed = extract_boxed(answer) if answer is not None else None
-            scores.append(float(boxed is not None and grade_answer(boxed, str(truth))))
+            answers = answer if isinstance(answer, list) else [answer]
+            scores.append(sum(grade(a, str(truth)) for a in answers) / max(len(answers), 1))
         return scores
 
     # ------------------------------------------------------------------ checkpoints

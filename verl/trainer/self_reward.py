@@ -48,7 +48,7 @@ class HopResult:
     """What the hop produced for a batch of responses (one entry per response)."""
 
     descriptions: list[str | None]
-    blind_answers: list[str | None]
+    blind_answers: list[str | list[str] | None]
     prompt_ids: list[list[int] | None] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
@@ -63,10 +63,11 @@ class HopResult:
 def run_hop(
     responses: Sequence[str],
     questions: Sequence[str],
-    generate: Callable[[list[list[int]]], list[str]],
+    generate: Callable[[list[list[int]]], list[str] | list[list[str]]],
     tokenizer: Any,
 ) -> HopResult:
-    """Blind answers for ``responses`` via ``generate`` (prompt token ids → texts), batched in one call."""
+    """Blind answers for ``responses`` via ``generate`` (prompt token ids → texts, or lists of texts when the
+    hop samples several per description), batched in one call."""
     start = time.perf_counter()
     descriptions = [extract_description(r) for r in responses]
     todo = [i for i, d in enumerate(descriptions) if d]
@@ -76,7 +77,7 @@ def run_hop(
             build_blind_messages(descriptions[i], questions[i]), add_generation_prompt=True, tokenize=False
         )
         prompt_ids[i] = list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    answers: list[str | None] = [None] * len(responses)
+    answers: list[str | list[str] | None] = [None] * len(responses)
     if todo:
         texts = generate([prompt_ids[i] for i in todo])
         if len(texts) != len(todo):

@@ -110,3 +110,14 @@ def test_non_finite_loss_skips_the_update(model, batch) -> None:
     assert metrics["actor/non_finite_skipped"] == [1.0] and actor.non_finite_updates == 1
     for key, value in clone.named_parameters():
         assert torch.equal(value, before[key])
+
+
+def test_gradient_checkpointing_gives_the_same_update(model, batch) -> None:
+    data = _prepared(model, batch)
+    plain = _updated_params(model, data)
+    checkpointed = copy.deepcopy(model)
+    checkpointed.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    optimizer = torch.optim.SGD(checkpointed.parameters(), lr=0.1)
+    DataParallelActor(_actor_config(), checkpointed, optimizer).update_policy(data)
+    for name, value in checkpointed.named_parameters():
+        torch.testing.assert_close(value.detach(), plain[name], atol=1e-6, rtol=1e-5)

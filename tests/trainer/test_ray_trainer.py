@@ -140,8 +140,9 @@ def test_without_self_reward_no_hop_runs(tiny_dir, tmp_path) -> None:
         ),
         ("algorithm.online_filtering=true", "algorithm.filter_low=-0.5", "algorithm.filter_high=1.5"),
         ("worker.actor.model.lora.rank=4", "worker.actor.model.lora.alpha=8"),
+        ("trainer.n_gpus_per_node=2",),
     ],
-    ids=["multi_reward", "train_second_hop", "hf_rollout", "hop_n2", "remax", "online_filtering", "lora"],
+    ids=["multi_reward", "train_second_hop", "hf_rollout", "hop_n2", "remax", "online_filtering", "lora", "2_ranks"],
 )
 def test_variants_run_with_finite_metrics(tiny_dir, tmp_path, overrides) -> None:
     proc = _run(tiny_dir, tmp_path, *overrides)

@@ -29,6 +29,7 @@ from ..utils.tokenizer import get_processor, get_tokenizer
 from ..utils.tracking import Tracking
 from ..workers.reward.reward_manager import RewardManager
 from . import core_algos
+from .balance import balanced_order
 from .config import PPOConfig
 from .metrics import compute_data_metrics, reduce_metrics
 from .self_reward import ExternalHop, HopResult, run_external_hop, run_hop
@@ -81,6 +82,11 @@ class RayPPOTrainer:
             config.algorithm.kl_type, config.algorithm.kl_coef, config.algorithm.kl_target, config.algorithm.kl_horizon
         )
         self.hop_cfg = config.algorithm.self_reward
+        if self.hop_cfg.train_second_hop and config.algorithm.online_filtering:
+            raise ValueError(
+                "algorithm.self_reward.train_second_hop and algorithm.online_filtering cannot be combined yet: "
+                "filtering drops rows after the hop, and the hop's sequences are matched to rows by position"
+            )
         self.external_hop = None
         if self.hop_cfg.enable and self.hop_cfg.backend == "external":
             self.external_hop = ExternalHop(
@@ -312,6 +318,18 @@ class RayPPOTrainer:
         batch.meta_info["components"] = dict(kept_components)
         return batch
 
+    def _balance(
+        self, batch: DataProto, components: dict[str, list[float]]
+    ) -> tuple[DataProto, dict[str, list[float]]]:
+        """Reorder rows so each data-parallel rank gets about the same number of tokens (advantages are
+        computed per ``uid`` group, so the order does not change them)."""
+        world = self.config.trainer.world_size
+        order = balanced_order(batch.batch["attention_mask"].sum(-1).tolist(), world)
+        if order == list(range(len(batch))):
+            return batch, components
+        batch.reorder(torch.tensor(order))
+        return batch, {k: [v[i] for i in order] for k, v in components.items()}
+
     def _remax_baseline(self, gen: DataProto, batch: DataProto) -> None:
         greedy = DataProto.from_dict(tensors=dict(gen.batch.items()), non_tensors=dict(gen.non_tensor_batch))
         greedy.meta_info.update(do_sample=False, n=1)
@@ -335,6 +353,8 @@ class RayPPOTrainer:
         components = batch.meta_info.pop("components")
         second_hop = batch.meta_info.pop("second_hop", None)
         batch.meta_info["temperature"] = cfg.worker.rollout.temperature
+        if second_hop is None:  # the second hop's rows are matched to the batch by position
+            batch, components = self._balance(batch, components)
 
         start = time.perf_counter()
         batch = batch.union(self.actor_rollout.compute_log_probs(batch))

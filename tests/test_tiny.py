@@ -47,7 +47,7 @@ def test_generate_skips_complete_folder_and_regenerates_on_force(tmp_path: Path)
 
 def test_dataset_schema_and_kinds(tiny_dir: Path) -> None:
     rows = pq.read_table(tiny_dir / "data" / "train.parquet").to_pylist()
-    assert set(rows[0]) == {"problem", "answer", "images", "data_source"}
+    assert set(rows[0]) == {"problem", "answer", "images", "data_source", "description"}
     assert {r["data_source"] for r in rows} == {f"synthetic_{k}" for k in QUESTION_KINDS}
     for r in rows:
         assert r["problem"].startswith("<image>")
@@ -124,3 +124,17 @@ def test_vllm_cpu_generates_with_images_and_n(tiny_dir: Path) -> None:
     lengths = json.loads(line[len("RESULT ") :])
     assert len(lengths) == 4 and all(len(per_prompt) == 4 for per_prompt in lengths)
     assert all(0 < n <= 16 for per_prompt in lengths for n in per_prompt)
+
+
+def test_warm_start_lowers_the_loss_and_writes_a_loadable_model(tmp_path) -> None:
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from verl.tiny import warm_start
+
+    out = generate(tmp_path / "w", seed=0, sizes=TinySizes(train=32, val=7, test=7))
+    folder = warm_start(out, steps=15, batch_size=8, lr=3e-3)
+    report = json.loads((folder / "WARM_START.json").read_text())
+    assert report["final_loss"] < report["first_loss"]
+    AutoModelForImageTextToText.from_pretrained(folder)
+    assert AutoProcessor.from_pretrained(folder).tokenizer.chat_template
+    assert warm_start(out, steps=15) == folder, "a finished warm start is reused"

@@ -13,7 +13,11 @@ TINY_DIR="${TINY_DIR:-assets/tiny}"
 N_GPUS="${N_GPUS:-1}"  # CPU ranks
 EXPERIMENT="${EXPERIMENT:-tiny_selfReward_cpu}"
 
-"$PY" -m verl.tiny --out "$TINY_DIR"
+# The random tiny model first gets a short supervised warm start on its own synthetic data (the paper's
+# cold start in miniature), so that the demo's rewards have something to move.
+"$PY" -m verl.tiny --out "$TINY_DIR" --warm-start-steps "${WARM_START_STEPS:-300}" \
+  --format-prompt train_examples/format_prompt/seethink.jinja
+MODEL_PATH="${MODEL_PATH:-$TINY_DIR/qwen2_5_vl_warm}"
 
 export VLLM_ENABLE_V1_MULTIPROCESSING=0
 export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}"
@@ -21,7 +25,7 @@ export TOKENIZERS_PARALLELISM=false
 
 "$PY" -m verl.trainer.main \
   config=train_examples/configs/tiny_selfReward_cpu.yaml \
-  worker.actor.model.model_path="$TINY_DIR/qwen2_5_vl" \
+  worker.actor.model.model_path="$MODEL_PATH" \
   data.train_files="$TINY_DIR/data/train.parquet" \
   data.val_files="$TINY_DIR/data/val.parquet" \
   trainer.n_gpus_per_node="$N_GPUS" \
@@ -38,4 +42,6 @@ fi
 echo "run folder:   $RUN_DIR"
 echo "metrics:      $RUN_DIR/metrics.jsonl (plot: $RUN_DIR/metrics.png)"
 echo "responses:    $RUN_DIR/responses.jsonl"
-echo "checkpoints:  $(ls -d "$RUN_DIR"/global_step_* 2>/dev/null | tr '\n' ' ')"
+shopt -s nullglob
+checkpoints=("$RUN_DIR"/global_step_*)
+echo "checkpoints:  ${checkpoints[*]:-none}"

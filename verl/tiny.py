@@ -84,6 +84,7 @@ SEGMENTS = {
     "8": "abcdefg",
     "9": "abcdfg",
 }
+GENERATOR_VERSION = 2  # bump when the generated files change, so existing folders are regenerated
 QUESTION_KINDS = ("count", "colour", "shape", "size", "position", "digit", "count_mc")
 
 
@@ -138,8 +139,9 @@ def _non_overlapping_boxes(rng: random.Random, count: int, size_range: tuple[int
     return boxes
 
 
-def make_example(rng: random.Random, kind: str) -> tuple[str, str, bytes]:
-    """One (problem, answer, png_bytes) of the given question kind."""
+def make_example(rng: random.Random, kind: str) -> tuple[str, str, bytes, str]:
+    """One (problem, answer, png_bytes, description) of the given question kind; the description says what
+    is drawn, enough to answer (the target of the warm start and of a good ``<description>``)."""
     from PIL import Image, ImageDraw
 
     image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (255, 255, 255))
@@ -154,6 +156,9 @@ def make_example(rng: random.Random, kind: str) -> tuple[str, str, bytes]:
         boxes = _non_overlapping_boxes(rng, count + distractors, (14, 22))
         for i, box in enumerate(boxes):
             _draw_shape(draw, shape if i < count else rng.choice(others), box, COLOURS[colour])
+        description = f"There {'is' if count == 1 else 'are'} {count} {colour} {shape}{'s' if count > 1 else ''}" + (
+            f" and {distractors} other {colour} shape{'s' if distractors > 1 else ''}." if distractors else "."
+        )
         if kind == "count":
             problem, answer = f"How many {shape}s are in the image?", str(count)
         else:
@@ -169,11 +174,13 @@ def make_example(rng: random.Random, kind: str) -> tuple[str, str, bytes]:
         (box,) = _non_overlapping_boxes(rng, 1, (30, 60))
         _draw_shape(draw, shape, box, COLOURS[colour])
         problem, answer = f"What colour is the {shape} in the image?", colour
+        description = f"There is one {colour} {shape}."
     elif kind == "shape":
         shape, colour = rng.choice(SHAPES), rng.choice(colour_names)
         (box,) = _non_overlapping_boxes(rng, 1, (30, 60))
         _draw_shape(draw, shape, box, COLOURS[colour])
         problem, answer = f"What shape is the {colour} object in the image?", shape
+        description = f"There is one {colour} {shape}."
     elif kind == "size":
         c1, c2 = rng.sample(colour_names, 2)
         big, small = rng.randint(40, 50), rng.randint(14, 22)
@@ -183,6 +190,8 @@ def make_example(rng: random.Random, kind: str) -> tuple[str, str, bytes]:
         _draw_shape(draw, shape, (60, 30, 60 + sizes[1], 30 + sizes[1]), COLOURS[c2])
         problem = f"Which {shape} is larger, the {c1} one or the {c2} one? Answer with the colour."
         answer = c1 if sizes[0] > sizes[1] else c2
+        left_size, right_size = ("big", "small") if sizes[0] > sizes[1] else ("small", "big")
+        description = f"A {left_size} {c1} {shape} on the left and a {right_size} {c2} {shape} on the right."
     elif kind == "position":
         c1, c2 = rng.sample(colour_names, 2)
         s1, s2 = rng.choice(SHAPES), rng.choice(SHAPES)
@@ -193,16 +202,19 @@ def make_example(rng: random.Random, kind: str) -> tuple[str, str, bytes]:
         _draw_shape(draw, s2, (xb, yb, xb + 36, yb + 36), COLOURS[c2])
         problem = f"Is the {c1} {s1} to the left or to the right of the {c2} {s2}?"
         answer = "left" if left_first else "right"
+        left, right = (f"{c1} {s1}", f"{c2} {s2}") if left_first else (f"{c2} {s2}", f"{c1} {s1}")
+        description = f"A {left} on the left and a {right} on the right."
     elif kind == "digit":
         digit, colour = str(rng.randint(0, 9)), rng.choice(colour_names)
         _draw_digit(draw, digit, (rng.randint(8, 70), rng.randint(8, 48)), COLOURS[colour])
         problem, answer = "What digit is drawn in the image?", digit
+        description = f"The digit {digit} is drawn in {colour}."
     else:
         raise ValueError(f"unknown question kind {kind!r}; expected one of {QUESTION_KINDS}")
 
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=False)
-    return "<image>" + problem, answer, buffer.getvalue()
+    return "<image>" + problem, answer, buffer.getvalue(), description
 
 
 def make_rows(num_rows: int, seed: int) -> list[dict[str, Any]]:
@@ -211,13 +223,14 @@ def make_rows(num_rows: int, seed: int) -> list[dict[str, Any]]:
     rows = []
     for i in range(num_rows):
         kind = QUESTION_KINDS[i % len(QUESTION_KINDS)]
-        problem, answer, png = make_example(rng, kind)
+        problem, answer, png, description = make_example(rng, kind)
         rows.append(
             {
                 "problem": problem,
                 "answer": answer,
                 "images": [{"bytes": png, "path": None}],
                 "data_source": f"synthetic_{kind}",
+                "description": description,
             }
         )
     rng.shuffle(rows)
@@ -234,6 +247,7 @@ def write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
             ("answer", pa.string()),
             ("images", pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))),
             ("data_source", pa.string()),
+            ("description", pa.string()),
         ]
     )
     table = pa.Table.from_pylist(rows, schema=schema)
@@ -413,7 +427,8 @@ def generate(out: str | Path, seed: int = 0, sizes: TinySizes = TinySizes(), for
     out = Path(out).resolve()
     if is_complete(out) and not force:
         manifest = json.loads((out / "MANIFEST.json").read_text())
-        if manifest.get("seed") == seed and manifest.get("sizes") == sizes.__dict__:
+        same = manifest.get("seed") == seed and manifest.get("sizes") == sizes.__dict__
+        if same and manifest.get("generator_version") == GENERATOR_VERSION:
             return out
     if out.exists():
         shutil.rmtree(out)
@@ -440,6 +455,7 @@ def generate(out: str | Path, seed: int = 0, sizes: TinySizes = TinySizes(), for
     tokenizer.save_pretrained(tmp / "qwen2_text")
 
     manifest = {
+        "generator_version": GENERATOR_VERSION,
         "seed": seed,
         "sizes": sizes.__dict__,
         "versions": {
@@ -456,6 +472,82 @@ def generate(out: str | Path, seed: int = 0, sizes: TinySizes = TinySizes(), for
     return out
 
 
+def _warm_start_examples(row: dict[str, Any], template: Any | None) -> list[tuple[list[dict[str, Any]], str, bool]]:
+    """(user messages, assistant target, has_image) pairs: the see-think answer with the image, and the
+    text-only blind answer from the description (what the self-reward hop asks)."""
+    from .trainer.self_reward import build_blind_messages
+
+    question = row["problem"].replace("<image>", "").strip()
+    text = template.render(content=question) if template is not None else question
+    answer, description = row["answer"], row["description"]
+    think = f"From the description, the answer is {answer}."
+    seethink = f"<description>{description}</description> <think>{think}</think> \\boxed{{{answer}}}"
+    user = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+    blind = f"<think>{think}</think> \\boxed{{{answer}}}"
+    return [(user, seethink, True), (build_blind_messages(description, row["problem"]), blind, False)]
+
+
+def warm_start(
+    out: str | Path, steps: int, seed: int = 0, format_prompt: str | None = None, batch_size: int = 16, lr: float = 2e-3
+) -> Path:
+    """Supervised warm start of the tiny VL model on its own synthetic data (a miniature of the paper's
+    cold-start SFT), written to ``qwen2_5_vl_warm/``: the demo then starts from a policy that follows the
+    see-think format and sometimes answers right, so its rewards can move."""
+    import io as _io
+
+    import pyarrow.parquet as pq
+    import torch
+    from jinja2 import Template
+    from PIL import Image
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    out = Path(out).resolve()
+    target = out / "qwen2_5_vl_warm"
+    if (target / "WARM_START.json").is_file():
+        return target
+    processor = AutoProcessor.from_pretrained(out / "qwen2_5_vl")
+    model = AutoModelForImageTextToText.from_pretrained(out / "qwen2_5_vl", dtype=torch.float32)
+    template = Template(Path(format_prompt).read_text()) if format_prompt else None
+    rows = pq.read_table(out / "data" / "train.parquet").to_pylist()
+    examples = [ex + (row,) for row in rows for ex in _warm_start_examples(row, template)]
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    model.train()
+    first_loss = None
+    for _ in range(steps):
+        texts, images, prompt_lengths = [], [], []
+        for messages, answer, has_image, row in rng.sample(examples, batch_size):
+            prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            image = [Image.open(_io.BytesIO(row["images"][0]["bytes"])).convert("RGB")] if has_image else None
+            prompt_ids = processor(text=[prompt], images=image, return_tensors="pt")["input_ids"][0]
+            prompt_lengths.append(len(prompt_ids))
+            texts.append(prompt + answer + "<|im_end|>\n")
+            images += image or []
+        processor.tokenizer.padding_side = "right"
+        inputs = processor(text=texts, images=images or None, return_tensors="pt", padding=True)
+        labels = inputs["input_ids"].clone()
+        labels[inputs["attention_mask"] == 0] = -100
+        for i, n in enumerate(prompt_lengths):
+            labels[i, :n] = -100
+        inputs.pop("mm_token_type_ids", None)
+        loss = model(**inputs, labels=labels).loss
+        first_loss = float(loss) if first_loss is None else first_loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    tmp = target.with_name(target.name + ".partial")
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    (tmp / "WARM_START.json").write_text(
+        json.dumps({"steps": steps, "seed": seed, "first_loss": first_loss, "final_loss": float(loss)}) + "\n"
+    )
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    return target
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m verl.tiny", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="assets/tiny", help="output folder (default: %(default)s)")
@@ -464,9 +556,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--val", type=int, default=TinySizes.val, help="validation rows")
     parser.add_argument("--test", type=int, default=TinySizes.test, help="test rows")
     parser.add_argument("--force", action="store_true", help="regenerate even when the folder is complete")
+    parser.add_argument(
+        "--warm-start-steps",
+        type=int,
+        default=0,
+        help="also write qwen2_5_vl_warm/, the VL model after this many supervised steps",
+    )
+    parser.add_argument("--format-prompt", help="Jinja format prompt the warm start puts after each question")
     args = parser.parse_args(argv)
     sizes = TinySizes(train=args.train, val=args.val, test=args.test)
     out = generate(args.out, seed=args.seed, sizes=sizes, force=args.force)
+    if args.warm_start_steps > 0:
+        warm_start(out, args.warm_start_steps, seed=args.seed, format_prompt=args.format_prompt)
     print(f"tiny assets ready in {out}")
 
 

@@ -36,6 +36,7 @@ def _command(tiny_dir: Path, run_dir: Path, *overrides: str) -> list[str]:
         "trainer.save_freq=2",
         "trainer.val_before_train=false",
         "data.val_batch_size=8",
+        "data.max_response_length=48",
         "trainer.ray_num_cpus=4",
         *overrides,
     ]

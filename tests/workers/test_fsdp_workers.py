@@ -107,3 +107,20 @@ def test_lora_merge_equals_peft_merge(tiny_dir) -> None:
         torch.testing.assert_close(ours[name], tensor, atol=1e-6, rtol=1e-6, msg=name)
     original = peft_model.state_dict()["base_model.model.model.layers.0.self_attn.q_proj.base_layer.weight"]
     assert not torch.equal(ours["model.layers.0.self_attn.q_proj.weight"], original), "the adapters were merged"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only refusal of FSDP1")
+def test_fsdp1_on_cpu_ranks_is_refused_with_a_clear_error(ray_local, tiny_vl) -> None:
+    from verl.single_controller import RayResourcePool, RayWorkerGroup, WorkerError
+    from verl.workers.fsdp_workers import FSDPWorker
+
+    config = _config(tiny_vl, **{"worker.actor.fsdp.fsdp_version": 1})
+    group = RayWorkerGroup(
+        RayResourcePool([2], use_gpu=False), FSDPWorker, config.worker, "actor", name_prefix="fsdp1_test"
+    )
+    try:
+        with pytest.raises(WorkerError, match=r"init_model raised on rank .*fsdp_version=1 \(FSDP1\) needs a GPU"):
+            group.init_model()
+    finally:
+        group.shutdown()

@@ -57,7 +57,9 @@ def apply_fsdp2(
 
 
 def apply_fsdp1(module: torch.nn.Module, fsdp_config: Any, device: torch.device, world_size: int) -> torch.nn.Module:
-    """Wrap ``module`` with FSDP1 (``FULL_SHARD``, or ``SHARD_GRAD_OP`` when full shard is off)."""
+    """Wrap ``module`` with FSDP1 (``FULL_SHARD``, or ``SHARD_GRAD_OP`` when full shard is off). GPU only."""
+    if device.type != "cuda":
+        raise ValueError("fsdp.fsdp_version=1 (FSDP1) needs a GPU; CPU ranks use fsdp.fsdp_version=2 (fully_shard)")
     from torch.distributed.fsdp import CPUOffload, MixedPrecision, ShardingStrategy
     from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
     from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -13,6 +14,8 @@ from verl.protocol import DataProto, collate_fn
 from verl.utils.dataset import RLHFDataset
 from verl.workers.rollout import build_rollout
 from verl.workers.rollout.base import sampling_settings
+
+RESPONSE_LENGTH = 12
 
 
 def _config(**overrides) -> SimpleNamespace:
@@ -39,7 +42,7 @@ def _config(**overrides) -> SimpleNamespace:
         calculate_log_probs=False,
         val_override_config={"temperature": 0.0, "n": 1},
         prompt_length=64,
-        response_length=12,
+        response_length=RESPONSE_LENGTH,
         trust_remote_code=False,
     )
     values.update(overrides)
@@ -48,108 +51,199 @@ def _config(**overrides) -> SimpleNamespace:
 
 @pytest.fixture(scope="module")
 def prompts(tiny_dir, tiny_tokenizer, tiny_processor) -> DataProto:
+    """Three image prompts as the dataset makes them (left-padded, M-RoPE positions, raw ids, PIL images)."""
     ds = RLHFDataset(str(tiny_dir / "data" / "val.parquet"), tiny_tokenizer, tiny_processor, max_prompt_length=64)
     rows = collate_fn([ds[i] for i in range(3)])
-    return DataProto.from_single_dict(
-        {
-            k: rows[k]
-            for k in (
-                "input_ids",
-                "attention_mask",
-                "position_ids",
-                "raw_prompt_ids",
-                "multi_modal_data",
-                "multi_modal_inputs",
-            )
-        }
+    keys = ("input_ids", "attention_mask", "position_ids", "raw_prompt_ids", "multi_modal_data", "multi_modal_inputs")
+    return DataProto.from_single_dict({k: rows[k] for k in keys})
+
+
+def _text_prompts(tokenizer, questions: list[str]) -> DataProto:
+    """A left-padded, text-only batch for the VL model (no ``multi_modal_data``), like the self-reward hop's."""
+    ids = [
+        tokenizer(
+            tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False),
+            add_special_tokens=False,
+        )["input_ids"]
+        for q in questions
+    ]
+    length = max(len(i) for i in ids)
+    input_ids = torch.full((len(ids), length), tokenizer.pad_token_id)
+    mask = torch.zeros_like(input_ids)
+    for row, seq in enumerate(ids):
+        input_ids[row, length - len(seq) :] = torch.tensor(seq)
+        mask[row, length - len(seq) :] = 1
+    positions = ((mask.cumsum(-1) - 1).clamp(min=0) * mask).unsqueeze(1).expand(-1, 3, -1).clone()
+    raw = np.empty(len(ids), dtype=object)
+    raw[:] = ids
+    return DataProto.from_dict(
+        tensors={"input_ids": input_ids, "attention_mask": mask, "position_ids": positions},
+        non_tensors={"raw_prompt_ids": raw},
     )
 
 
+def _with_meta(data: DataProto, **meta) -> DataProto:
+    out = copy.copy(data)
+    out.meta_info = dict(meta)
+    return out
+
+
 def _check_layout(out: DataProto, prompts: DataProto, n: int, length: int, tokenizer, model) -> None:
+    """Shapes, interleaved repetition, masks cut after EOS, and positions equal to a full-sequence M-RoPE pass."""
     b = out.batch
     assert len(out) == len(prompts) * n
-    assert b["responses"].shape == (len(out), length)
-    assert torch.equal(b["prompts"][::n], prompts.batch["input_ids"])
+    assert b["responses"].shape == (len(out), length) and b["response_mask"].shape == (len(out), length)
+    for j in range(n):  # rows a, a, b, b: every copy of a prompt is its prompt
+        assert torch.equal(b["prompts"][j::n], prompts.batch["input_ids"])
     assert torch.equal(b["input_ids"], torch.cat([b["prompts"], b["responses"]], -1))
+    prompt_mask = prompts.batch["attention_mask"].repeat_interleave(n, 0)
+    assert torch.equal(b["attention_mask"], torch.cat([prompt_mask, b["response_mask"]], -1))
     eos = {tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")}
+    placeholder = tokenizer.convert_tokens_to_ids("<|image_pad|>")
+    grids = prompts.non_tensor_batch.get("multi_modal_inputs")
     for i in range(len(out)):
         valid = int(b["response_mask"][i].sum())
         assert b["response_mask"][i, :valid].all() and not b["response_mask"][i, valid:].any()
         ids = b["responses"][i, :valid].tolist()
         assert not any(t in eos for t in ids[:-1]), "nothing is kept after an EOS"
-        placeholder = tokenizer.convert_tokens_to_ids("<|image_pad|>")
+        assert (b["responses"][i, valid:] == tokenizer.pad_token_id).all(), "right-padded with the pad id"
         assert placeholder not in ids, "responses never contain image placeholders"
         ends_early = valid < length and ids and ids[-1] not in eos
         assert not ends_early or out.meta_info["cut_at_placeholder"] > 0, "short responses end with EOS"
+        grid = grids[i // n]["image_grid_thw"] if grids is not None and grids[i // n] else None
         full = get_rope_index(
             b["input_ids"][i],
             b["attention_mask"][i],
-            prompts.non_tensor_batch["multi_modal_data"][i // n] and _grid(prompts, i // n),
+            grid,
             image_token_id=model.config.image_token_id,
             video_token_id=model.config.video_token_id,
         )
         mask = b["attention_mask"][i].bool()
         assert torch.equal(b["position_ids"][i][:, mask], full[:, mask])
-    assert out.non_tensor_batch["raw_prompt_ids"][0] is out.non_tensor_batch["raw_prompt_ids"][n - 1]
+    key = next(iter(prompts.non_tensor_batch))
+    assert out.non_tensor_batch[key][0] is out.non_tensor_batch[key][n - 1], "non-tensor fields repeated per copy"
+    assert out.meta_info["generated_tokens"] == int(b["response_mask"].sum())
+    assert out.meta_info["timing/generate"] >= 0
 
 
-def _grid(prompts: DataProto, row: int) -> torch.Tensor:
-    from verl.utils.tokenizer import get_processor  # noqa: F401  (processor is the fixture's)
+# ---------------------------------------------------------------------------------------------- sampling settings
 
-    images = prompts.non_tensor_batch["multi_modal_data"][row]["images"]
-    return torch.tensor([[1, img.height // 14, img.width // 14] for img in images])
+
+def test_sampling_settings_precedence_and_limits() -> None:
+    config = _config(n=8, temperature=1.0, top_p=0.99, val_override_config={"temperature": 0.5, "n": 2})
+    s = sampling_settings(config, {})
+    assert (s.n, s.temperature, s.top_p, s.max_tokens, s.greedy) == (8, 1.0, 0.99, RESPONSE_LENGTH, False)
+    s = sampling_settings(config, {"validate": True})
+    assert (s.n, s.temperature) == (2, 0.5), "validate applies val_override_config"
+    s = sampling_settings(config, {"validate": True, "n": 3, "max_tokens": 4})
+    assert (s.n, s.temperature, s.max_tokens) == (3, 0.5, 4), "per-call meta wins over val_override_config"
+    s = sampling_settings(config, {"do_sample": False, "n": 4})
+    assert s.greedy and s.n == 1, "do_sample=False is greedy with one response"
+    with pytest.raises(ValueError, match=f"exceeds data.max_response_length={RESPONSE_LENGTH}"):
+        sampling_settings(config, {"max_tokens": 99})
+
+
+# ---------------------------------------------------------------------------------------------- hf engine
 
 
 def test_hf_rollout_layout_and_overrides(model, prompts, tiny_tokenizer, tiny_processor) -> None:
     rollout = build_rollout(_config(), "", tiny_tokenizer, tiny_processor, module=copy.deepcopy(model))
-    out = rollout.generate_sequences(prompts)
-    _check_layout(out, prompts, 2, 12, tiny_tokenizer, model)
-    greedy = copy.copy(prompts)
-    greedy.meta_info = {"validate": True}
-    first = rollout.generate_sequences(greedy)
-    second = rollout.generate_sequences(greedy)
+    _check_layout(rollout.generate_sequences(prompts), prompts, 2, RESPONSE_LENGTH, tiny_tokenizer, model)
+
+    first = rollout.generate_sequences(_with_meta(prompts, validate=True))
     assert len(first) == 3, "val_override_config sets n=1"
-    assert torch.equal(first.batch["responses"], second.batch["responses"]), "temperature 0 is greedy"
-    short = copy.copy(prompts)
-    short.meta_info = {"max_tokens": 4, "n": 1}
-    assert rollout.generate_sequences(short).batch["responses"].shape == (3, 4)
+    assert torch.equal(
+        first.batch["responses"], rollout.generate_sequences(_with_meta(prompts, validate=True)).batch["responses"]
+    )
+
+    twice = DataProto.concat([prompts, prompts])
+    greedy = rollout.generate_sequences(_with_meta(twice, do_sample=False, n=4))
+    assert len(greedy) == 6 and torch.equal(greedy.batch["responses"][:3], greedy.batch["responses"][3:])
+    assert torch.equal(greedy.batch["responses"][:3], first.batch["responses"])
+
+    short = rollout.generate_sequences(_with_meta(prompts, max_tokens=4, n=1))
+    assert (
+        short.batch["responses"].shape == (3, 4)
+        and short.batch["input_ids"].shape[1] == prompts.batch["input_ids"].shape[1] + 4
+    )
+
+    # temperature 0 with n > 1 (a val_override_config without n) repeats the greedy answer
+    repeated = build_rollout(
+        _config(val_override_config={"temperature": 0.0}), "", tiny_tokenizer, tiny_processor, module=rollout.module
+    ).generate_sequences(_with_meta(prompts, validate=True))
+    assert torch.equal(repeated.batch["responses"][::2], repeated.batch["responses"][1::2])
 
 
-def test_sampling_settings_reject_too_many_tokens() -> None:
-    with pytest.raises(ValueError, match="exceeds data.max_response_length=12"):
-        sampling_settings(_config(), {"max_tokens": 99})
+def test_hf_rollout_text_only_call_on_the_vl_model(model, tiny_tokenizer, tiny_processor) -> None:
+    rollout = build_rollout(_config(), "", tiny_tokenizer, tiny_processor, module=model)
+    text = _text_prompts(tiny_tokenizer, ["Describe: red. Colour?", "Two circles. How many?"])
+    out = rollout.generate_sequences(_with_meta(text, n=1, max_tokens=8))
+    _check_layout(out, text, 1, 8, tiny_tokenizer, model)
+
+
+def test_hf_rollout_ignores_the_checkpoints_sampling_defaults(model, prompts, tiny_tokenizer, tiny_processor) -> None:
+    """Released Qwen2.5-VL checkpoints set top_k=1 in generation_config.json: it must not make sampling greedy."""
+    module = copy.deepcopy(model)
+    module.generation_config.top_k = 1
+    module.generation_config.temperature = 0.1
+    module.generation_config.repetition_penalty = 1.05
+    out = build_rollout(_config(n=4), "", tiny_tokenizer, tiny_processor, module=module).generate_sequences(prompts)
+    responses = out.batch["responses"][:4]
+    assert len({tuple(r.tolist()) for r in responses}) > 1
+
+
+def test_hf_rollout_from_path_loads_new_weights(model, prompts, tiny_vl, tiny_tokenizer, tiny_processor) -> None:
+    owned = build_rollout(_config(), str(tiny_vl), tiny_tokenizer, tiny_processor)
+    assert not owned.shares_actor
+    shared = build_rollout(_config(), "", tiny_tokenizer, tiny_processor, module=model)
+    reference = shared.generate_sequences(_with_meta(prompts, do_sample=False)).batch["responses"]
+    assert torch.equal(owned.generate_sequences(_with_meta(prompts, do_sample=False)).batch["responses"], reference)
+    perturbed = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in perturbed.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    owned.load_weights(perturbed.state_dict().items())
+    assert not torch.equal(owned.generate_sequences(_with_meta(prompts, do_sample=False)).batch["responses"], reference)
+    owned.load_weights(model.state_dict().items())
+    assert torch.equal(owned.generate_sequences(_with_meta(prompts, do_sample=False)).batch["responses"], reference)
+
+
+# ---------------------------------------------------------------------------------------------- vllm engine
 
 
 @pytest.fixture(scope="module")
 def vllm_engine(tiny_vl, tiny_tokenizer, tiny_processor):
+    """One engine for the module (each start-up costs ~10 s). fp32, so greedy tokens can equal transformers'."""
     pytest.importorskip("vllm")
     return build_rollout(
         _config(name="vllm", dtype="fp32", calculate_log_probs=True), str(tiny_vl), tiny_tokenizer, tiny_processor
     )
 
 
-def _greedy(prompts: DataProto, **meta) -> DataProto:
-    data = copy.copy(prompts)
-    data.meta_info = {"do_sample": False, **meta}
-    return data
+@pytest.mark.slow
+def test_vllm_layout_and_self_reward_style_calls(vllm_engine, prompts, tiny_tokenizer, model) -> None:
+    out = vllm_engine.generate_sequences(_with_meta(prompts, n=4))
+    _check_layout(out, prompts, 4, RESPONSE_LENGTH, tiny_tokenizer, model)
+    assert out.batch["rollout_log_probs"].shape == out.batch["responses"].shape
+    assert (out.batch["rollout_log_probs"][out.batch["response_mask"] == 0] == 0).all()
+    assert (out.batch["rollout_log_probs"][out.batch["response_mask"] == 1] <= 0).all()
+
+    # the second hop: text only, one short answer per description, same engine, same process
+    text = _text_prompts(tiny_tokenizer, ["Describe: red. Colour?", "Two circles. How many?"])
+    answer = vllm_engine.generate_sequences(_with_meta(text, n=1, max_tokens=8))
+    _check_layout(answer, text, 1, 8, tiny_tokenizer, model)
+    assert int(answer.batch["response_mask"].sum()) > 0
 
 
 @pytest.mark.slow
-def test_vllm_layout_and_self_reward_style_calls(vllm_engine, prompts, tiny_tokenizer, model) -> None:
-    sampled = copy.copy(prompts)
-    sampled.meta_info = {"n": 4}
-    out = vllm_engine.generate_sequences(sampled)
-    _check_layout(out, prompts, 4, 12, tiny_tokenizer, model)
-    chat = tiny_tokenizer.apply_chat_template(
-        [{"role": "user", "content": "Describe: red. Colour?"}], add_generation_prompt=True, tokenize=False
-    )
-    text = tiny_tokenizer(chat, add_special_tokens=False)["input_ids"]
-    from verl.trainer.ray_trainer import build_text_prompts
-
-    hop = build_text_prompts([text, text[2:]], tiny_tokenizer.pad_token_id, multimodal=True)
-    hop.meta_info = {"n": 1, "max_tokens": 8}
-    answer = vllm_engine.generate_sequences(hop)
-    assert answer.batch["responses"].shape == (2, 8) and int(answer.batch["response_mask"].sum()) > 0
+def test_vllm_greedy_and_validate_overrides(vllm_engine, prompts, tiny_tokenizer, model) -> None:
+    twice = DataProto.concat([prompts, prompts])
+    greedy = vllm_engine.generate_sequences(_with_meta(twice, do_sample=False, n=4))
+    assert len(greedy) == 6, "do_sample=False gives one response per prompt"
+    assert torch.equal(greedy.batch["responses"][:3], greedy.batch["responses"][3:])
+    validated = vllm_engine.generate_sequences(_with_meta(prompts, validate=True))
+    assert len(validated) == 3, "val_override_config sets n=1"
+    assert torch.equal(validated.batch["responses"], greedy.batch["responses"][:3]), "and temperature 0"
 
 
 @pytest.mark.slow
@@ -158,8 +252,8 @@ def test_vllm_weight_sync_matches_transformers_and_follows_new_weights(
 ) -> None:
     hf = build_rollout(_config(), "", tiny_tokenizer, tiny_processor, module=copy.deepcopy(model))
     vllm_engine.load_weights(model.state_dict().items())
-    ours = vllm_engine.generate_sequences(_greedy(prompts))
-    reference = hf.generate_sequences(_greedy(prompts))
+    ours = vllm_engine.generate_sequences(_with_meta(prompts, do_sample=False))
+    reference = hf.generate_sequences(_with_meta(prompts, do_sample=False))
     assert torch.equal(ours.batch["responses"][:, :6], reference.batch["responses"][:, :6])
     # vLLM's log-probs of its tokens agree with the transformers model's log-probs of the same tokens
     from verl.workers.actor.dp_actor import DataParallelActor
@@ -174,11 +268,12 @@ def test_vllm_weight_sync_matches_transformers_and_follows_new_weights(
         for p in perturbed.parameters():
             p.add_(torch.randn_like(p) * 0.5)
     vllm_engine.load_weights(perturbed.state_dict().items())
-    changed = vllm_engine.generate_sequences(_greedy(prompts))
+    changed = vllm_engine.generate_sequences(_with_meta(prompts, do_sample=False))
     assert not torch.equal(changed.batch["responses"], ours.batch["responses"])
     vllm_engine.load_weights(model.state_dict().items())
-    again = vllm_engine.generate_sequences(_greedy(prompts))
+    again = vllm_engine.generate_sequences(_with_meta(prompts, do_sample=False))
     assert torch.equal(again.batch["responses"], ours.batch["responses"])
+    torch.testing.assert_close(again.batch["rollout_log_probs"], ours.batch["rollout_log_probs"])
 
 
 @pytest.mark.slow
@@ -197,7 +292,7 @@ def test_vllm_weight_sync_of_merged_lora_matches_transformers(
             if "lora_B" in name:
                 p.normal_(0, 0.3)
     vllm_engine.load_weights(merged_lora_weights(iter(peft_model.state_dict().items()), scaling=2.0))
-    ours = vllm_engine.generate_sequences(_greedy(prompts))
+    ours = vllm_engine.generate_sequences(_with_meta(prompts, do_sample=False))
     # The merged model is near-uniform, so greedy ties can break differently: compare the log-probs that
     # transformers' merged model gives vLLM's tokens instead (exact agreement means the weights arrived).
     from verl.workers.actor.dp_actor import DataParallelActor
@@ -207,6 +302,6 @@ def test_vllm_weight_sync_of_merged_lora_matches_transformers(
     hf_lp = DataParallelActor(actor_config, merged).compute_log_prob(ours).batch["log_probs"]
     mask = ours.batch["response_mask"].bool()
     torch.testing.assert_close(ours.batch["rollout_log_probs"][mask], hf_lp[mask], atol=2e-3, rtol=1e-3)
-    base = vllm_engine
-    base.load_weights(model.state_dict().items())
-    assert not torch.equal(base.generate_sequences(_greedy(prompts)).batch["responses"], ours.batch["responses"])
+    vllm_engine.load_weights(model.state_dict().items())
+    base = vllm_engine.generate_sequences(_with_meta(prompts, do_sample=False))
+    assert not torch.equal(base.batch["responses"], ours.batch["responses"])

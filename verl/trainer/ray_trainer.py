@@ -395,6 +395,7 @@ class RayPPOTrainer:
             update_batch = batch
             if second_hop is not None:
                 update_batch = self._with_second_hop(batch, components, *second_hop)
+                metrics["self_reward/second_hop_trained_rows"] = len(update_batch) - len(batch)
             start = time.perf_counter()
             actor_out = self.actor_rollout.update_actor(update_batch)
             metrics.update(reduce_metrics(actor_out.meta_info["metrics"]))
@@ -481,9 +482,11 @@ class RayPPOTrainer:
             return data
         tensors = {}
         for key, value in b.items():
-            if key in ("input_ids", "attention_mask", "position_ids"):
+            if key in ("input_ids", "attention_mask", "position_ids"):  # prompt + response
                 tensors[key] = torch.nn.functional.pad(value, (left, right))
-            else:
+            elif key == "prompts":  # left-padded prompt only
+                tensors[key] = torch.nn.functional.pad(value, (left, 0))
+            else:  # response-wide: responses, masks, log-probs, advantages
                 tensors[key] = torch.nn.functional.pad(value, (0, right))
         return DataProto.from_dict(
             tensors=tensors, non_tensors=dict(data.non_tensor_batch), meta_info=dict(data.meta_info)

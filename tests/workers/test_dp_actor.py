@@ -121,3 +121,18 @@ def test_gradient_checkpointing_gives_the_same_update(model, batch) -> None:
     DataParallelActor(_actor_config(), checkpointed, optimizer).update_policy(data)
     for name, value in checkpointed.named_parameters():
         torch.testing.assert_close(value.detach(), plain[name], atol=1e-6, rtol=1e-5)
+
+
+def test_on_policy_update_without_old_log_probs_equals_the_recomputed_one(model, batch) -> None:
+    """With one epoch over one mini-batch the old policy is the current one: leaving ``old_log_probs`` out
+    (the trainer then skips that pass) gives the same update as passing them in."""
+    data = _prepared(model, batch)
+    without = copy.copy(data)
+    without.batch = data.batch.clone()
+    without.batch.pop("old_log_probs")
+    recomputed = _updated_params(model, data)
+    reused = _updated_params(model, without)
+    start = {k: v.detach() for k, v in model.named_parameters()}
+    assert sum(float((reused[k] - start[k]).abs().sum()) for k in reused) > 0, "the update must change the weights"
+    for key in recomputed:
+        torch.testing.assert_close(reused[key], recomputed[key], atol=1e-6, rtol=1e-5)

@@ -92,6 +92,16 @@ class RayPPOTrainer:
             self.external_hop = ExternalHop(
                 self.hop_cfg.external, self.hop_cfg.max_tokens, self.hop_cfg.temperature, self.hop_cfg.top_p
             )
+        actor = config.worker.actor
+        # On-policy update (one epoch over one mini-batch) and nothing reads the old log-probs before it: the
+        # update's own log-probs are the old ones, so the separate pass is skipped (see the config key).
+        self.skip_old_log_probs = (
+            not actor.recompute_on_policy_log_probs
+            and actor.ppo_epochs == 1
+            and actor.global_batch_size >= config.data.rollout_batch_size
+            and not self.hop_cfg.train_second_hop
+            and not (config.algorithm.use_reference_policy and not config.algorithm.use_kl_loss)
+        )
         self._build_data()
         self.global_step = 0
         self.actor_rollout = self.critic = None
@@ -356,9 +366,10 @@ class RayPPOTrainer:
         if second_hop is None:  # the second hop's rows are matched to the batch by position
             batch, components = self._balance(batch, components)
 
-        start = time.perf_counter()
-        batch = batch.union(self.actor_rollout.compute_log_probs(batch))
-        timing["old"] = time.perf_counter() - start
+        if not self.skip_old_log_probs:
+            start = time.perf_counter()
+            batch = batch.union(self.actor_rollout.compute_log_probs(batch))
+            timing["old"] = time.perf_counter() - start
         if alg.use_reference_policy:
             start = time.perf_counter()
             batch = batch.union(self.actor_rollout.compute_ref_log_probs(batch))

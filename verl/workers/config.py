@@ -236,6 +236,14 @@ class ActorConfig:
     clipped importance-sampling weight times log-prob"""
     ppo_epochs: int = 1
     """passes over each rollout batch"""
+    recompute_on_policy_log_probs: bool = False
+    """When a step's update is exactly on-policy (one epoch over one mini-batch: ``ppo_epochs=1`` and
+    ``global_batch_size >= data.rollout_batch_size``), the old policy is the current one, so by default the
+    update takes its own log-probs (detached) as the old ones and the separate old-log-prob pass is skipped
+    (a forward over the whole batch saved; the ratio is 1, as TRL's GRPO does it). ``True`` always runs that
+    pass. The pass still runs when something needs the old log-probs before the update: a KL penalty in the
+    reward, or ``train_second_hop``. Without it, ``actor/entropy_old`` and ``actor/reference_kl`` are not
+    logged (``actor/kl_loss`` still is)."""
     padding_free: bool = True
     """drop padding and pack sequences in the forward pass"""
     dynamic_batching: bool = False

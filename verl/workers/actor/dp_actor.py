@@ -166,8 +166,10 @@ class DataParallelActor:
         mask = batch["response_mask"]
         with_entropy = cfg.entropy_coeff != 0
         log_probs, entropy = self._forward(micro, temperature, with_entropy)
+        # No old log-probs: the trainer found the update on-policy, so the old policy is this one.
+        old_log_probs = batch["old_log_probs"] if "old_log_probs" in batch else log_probs.detach()
         pg_loss, metrics = core_algos.compute_policy_loss(
-            old_log_probs=batch["old_log_probs"],
+            old_log_probs=old_log_probs,
             log_probs=log_probs,
             advantages=batch["advantages"],
             response_mask=mask,

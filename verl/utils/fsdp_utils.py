@@ -153,6 +153,19 @@ def load_optimizer(optimizer: torch.optim.Optimizer, device: torch.device) -> No
                 state[key] = value.to(device, non_blocking=True)
 
 
+def memory_metrics(device: torch.device) -> dict[str, list[float]]:
+    """Peak memory of this process so far: resident host memory (the vLLM-CPU engine and CPU training live
+    there) and, on a GPU, the most the allocator ever held."""
+    import resource
+
+    # ru_maxrss is in KiB on Linux.
+    metrics = {"perf/cpu_max_rss_gb": [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20]}
+    if device.type == "cuda":
+        metrics["perf/max_memory_allocated_gb"] = [torch.cuda.max_memory_allocated(device) / 2**30]
+        metrics["perf/max_memory_reserved_gb"] = [torch.cuda.max_memory_reserved(device) / 2**30]
+    return metrics
+
+
 def all_reduce_mean(value: float, device: torch.device) -> float:
     """Mean of a scalar over ranks (identity without a process group)."""
     if not dist.is_available() or not dist.is_initialized():

@@ -316,6 +316,7 @@ class FSDPWorker(Worker):
         self._weights_version += 1
         metrics["actor/lr"] = [self.lr_scheduler.get_last_lr()[0]]
         metrics["timing/update_actor_rank"] = [time.perf_counter() - start]
+        metrics.update(fsdp_utils.memory_metrics(self.device))
         if self.config.actor.offload.offload_params:
             fsdp_utils.offload_module(self.actor.module)
         if self.config.actor.offload.offload_optimizer:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from judge_server import response, write_jsonl
 
+from verl.evaluation.judge import Judge, JudgeCache, OpenAIBackend
+
 JUDGE_KEY_RAMBLING = "Question 5 of mm-vet"
 
 # (response text, gold) per dataset_index
@@ -45,6 +47,13 @@ HALLUSION = [("\\boxed{Yes}", "yes"), ("\\boxed{no}", "yes")]
 GSM8K = [("\\boxed{4}", "4")]
 
 EXPECTED_JUDGE_CALLS = 4 + 1  # mm-vet 1, 2, 3, 5 and MLLM_test 1
+JUDGED = ["mm-vet", "MLLM_test", "MMMU", "mmmu-pro-vision", "hallusionbench"]
+"""the benchmarks LLM_eval grades in these tests (gsm8k is left unjudged on purpose)"""
+
+
+def make_judge(cache: Path, backend=None, concurrency: int = 4) -> Judge:
+    """A judge on the fake server (found through the environment) with a short backoff."""
+    return Judge(backend or OpenAIBackend(timeout=2), JudgeCache(cache), concurrency=concurrency, backoff=0.01)
 
 
 def _question(benchmark: str, index: int) -> str:

@@ -10,14 +10,11 @@ import pytest
 from judge_server import FakeJudgeServer, response, write_jsonl
 
 from verl.evaluation.cli import llm_eval_main
-from verl.evaluation.judge import Judge, JudgeCache, OpenAIBackend
+from verl.evaluation.judge import OpenAIBackend
 from verl.evaluation.llm_eval import evaluate_dir
 
-JUDGED = ["mm-vet", "MLLM_test", "MMMU", "mmmu-pro-vision", "hallusionbench"]
-
-
-def _judge(cache: Path, backend=None, concurrency: int = 4) -> Judge:
-    return Judge(backend or OpenAIBackend(timeout=2), JudgeCache(cache), concurrency=concurrency, backoff=0.01)
+JUDGED = handmade.JUDGED
+_judge = handmade.make_judge
 
 
 def _read(path: Path) -> list[dict]:

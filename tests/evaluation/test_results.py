@@ -126,3 +126,19 @@ def test_shortcut_rates(tmp_path) -> None:
     write_jsonl(tmp_path / "MMMU.jsonl", [response(0, "\\boxed{B}", "B")])  # no blind answers at all
     table = shortcut_rates(tmp_path)
     assert table[1:] == [["mmstar", "4", "75.0", "37.5", "25.0"]]
+
+
+def test_rules_only_run_says_so(tmp_path) -> None:
+    gold_dir, responses = handmade.build(tmp_path)
+    evaluate_dir(responses, tmp_path / "rules", None, gold_dir=gold_dir, only=["mm-vet"])
+    row = summarize_run(tmp_path / "rules", None, benchmarks=["mm-vet"]).rows["mm-vet"]
+    assert (row.graded_by, row.rule_correct, row.judged_correct) == ("rules only (not judged)", 2, 2)
+
+
+def test_unreachable_gold_names_the_source(tmp_path) -> None:
+    from verl.evaluation.records import load_gold
+
+    bad = tmp_path / "gold.parquet"
+    bad.write_bytes(b"not parquet")
+    with pytest.raises(EvaluationInputError, match=r"gold\.parquet: could not load the gold answers"):
+        load_gold(str(bad))

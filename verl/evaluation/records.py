@@ -152,6 +152,8 @@ def load_gold(
         table = load_rows(spec)
     except DatasetError as exc:
         raise EvaluationInputError(str(exc)) from None
+    except Exception as exc:  # hub unreachable, unknown dataset, unreadable file: name the source
+        raise EvaluationInputError(f"{spec}: could not load the gold answers ({type(exc).__name__}: {exc})") from exc
     columns = set(table.column_names)
     if answer_key not in columns:
         raise EvaluationInputError(f"{spec}: gold column {answer_key!r} not found; columns are {sorted(columns)}")

@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 
 MMMU_PRO_ROW = "MMMU-Pro (weighted)"
 AVERAGE_ROW = "average"
-STRING_MATCH, JUDGE = "string match", "rules + judge"
+STRING_MATCH, JUDGE, RULES_ONLY = "string match", "rules + judge", "rules only (not judged)"
 
 
 def mcq_correct(response: str, gold: str) -> bool:
@@ -156,9 +156,11 @@ def _mcq_row(name: str, responses_path: Path | None, judged_path: Path | None) -
 
 def _judged_rows(judged_path: Path) -> list[Row]:
     rows: dict[str, Row] = {}
-    for _, record in _judged_records(judged_path):
+    records = _judged_records(judged_path)
+    asked = any(record.get("judge_model") for _, record in records)
+    for _, record in records:
         name = record["benchmark"]
-        row = rows.setdefault(name, Row(name, JUDGE, 0, 0, 0, source=f"judged {judged_path}"))
+        row = rows.setdefault(name, Row(name, JUDGE if asked else RULES_ONLY, 0, 0, 0, source=f"judged {judged_path}"))
         row.n += 1
         row.rule_correct += bool(record["rule_correct"])
         row.judged_correct += record["judged_correct"] is True

@@ -1,6 +1,6 @@
 """A real OpenAI-compatible chat-completions server on 127.0.0.1 for the judge tests, and data helpers.
 
-The server answers ``POST /v1/chat/completions``. Each request is logged (``server.log``: the prompt and what
+The server answers ``POST /v1/chat/completions`` (and Gemini's ``POST .../models/<model>:generateContent``). Each request is logged (``server.log``: the prompt and what
 was done). What it does with a prompt is looked up in ``server.plan``: the first key found in the prompt gives a
 list of behaviours consumed one request at a time (the last one repeats):
 
@@ -55,7 +55,11 @@ class FakeJudgeServer:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                prompt = body["messages"][-1]["content"] if self.path.endswith("/chat/completions") else ""
+                gemini = self.path.endswith(":generateContent")
+                if gemini:
+                    prompt = body["contents"][-1]["parts"][0]["text"]
+                else:
+                    prompt = body["messages"][-1]["content"] if self.path.endswith("/chat/completions") else ""
                 behaviour = server._next(prompt)
                 with server._lock:
                     server.log.append({"path": self.path, "prompt": prompt, "behaviour": behaviour,
@@ -78,6 +82,11 @@ class FakeJudgeServer:
                     self._send(json.dumps({"id": "x", "object": "chat.completion"}).encode())
                     return
                 text = "I think it is fine." if behaviour == "rambling" else server.decide(prompt)
+                if gemini:
+                    parts = {"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP"}
+                    self.send_response(200)
+                    self._send(json.dumps({"candidates": [parts]}).encode())
+                    return
                 reply = {
                     "id": "chatcmpl-test",
                     "object": "chat.completion",

@@ -102,7 +102,7 @@ def test_missing_configuration_is_an_error(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(JudgeConfigError, match="JUDGE_MODEL"):
         make_backend("openai")
     with pytest.raises(JudgeConfigError, match="unknown judge backend"):
-        make_backend("claude")
+        make_backend("no-such-backend")
 
 
 def test_cache_answers_without_calls_and_survives_a_torn_line(judge_server: FakeJudgeServer, tmp_path) -> None:

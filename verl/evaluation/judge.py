@@ -33,7 +33,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -471,11 +471,3 @@ class Judge:
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
         return [r for r in results if r is not None]
-
-
-def verdict_counts(results: Iterable[JudgeResult]) -> dict[str, int]:
-    """How many of each verdict."""
-    counts = dict.fromkeys((CORRECT, INCORRECT, JUDGE_ERROR), 0)
-    for result in results:
-        counts[result.verdict] += 1
-    return counts

@@ -73,7 +73,7 @@ def open_checkpoint(local_dir: str | os.PathLike) -> ActorCheckpoint:
     path = Path(local_dir).expanduser().resolve()
     if not path.is_dir():
         raise CheckpointError(f"{path} does not exist or is not a folder; pass --local_dir .../global_step_N/actor")
-    for part in (path, *path.parents):
+    for part in (path, path.parent):
         if part.name.endswith(".partial"):
             raise CheckpointError(
                 f"{path} is inside {part.name}, a checkpoint whose save did not finish (the trainer renames "
@@ -196,10 +196,11 @@ def load_model_state(ckpt: ActorCheckpoint, check: bool = True) -> dict[str, tor
 
 
 def hf_state_dict(ckpt: ActorCheckpoint, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Names and values the Hugging Face model class expects: LoRA adapters merged as ``W + alpha/r * B @ A``."""
+    """Names and values the Hugging Face model class expects: LoRA adapters merged as ``W + alpha/r * B @ A``.
+    Without LoRA, ``state`` itself (no copy)."""
     lora = ckpt.lora
     if lora is None:
-        return dict(state)
+        return state
     from ..workers.fsdp_workers import merged_lora_weights
 
     return dict(merged_lora_weights(iter(state.items()), scaling=lora["alpha"] / lora["rank"]))
@@ -250,11 +251,17 @@ def _assign(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -
 
 
 def _cast(state: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    """``state`` with floating tensors in ``dtype``, replaced one at a time (peak memory: one extra tensor)."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point():
+            state[name] = tensor.to(dtype)
+    return state
 
 
 def _fresh_dir(target: Path) -> Path:
     """A staging folder beside ``target``; refuses to later replace a non-empty folder that is not a model."""
+    if target.exists() and not target.is_dir():
+        raise CheckpointError(f"{target} exists and is a file; choose another --target_dir")
     if target.exists() and any(target.iterdir()) and not (target / "config.json").is_file():
         raise CheckpointError(f"{target} exists and is not a model folder; choose another --target_dir")
     staging = target.with_name(target.name + ".partial")
@@ -281,7 +288,7 @@ def export_adapter(ckpt: ActorCheckpoint, state: dict[str, torch.Tensor], out: P
     if ckpt.lora is None:
         raise CheckpointError(f"{ckpt.path} was trained without LoRA (meta.json has no lora): no adapter to export")
     peft_model = get_peft_model(_empty_model(ckpt, dtype), peft_lora_config(ckpt.lora))
-    _assign(peft_model, _cast(state, dtype), "the peft model rebuilt from meta.json's lora settings")
+    _assign(peft_model, _cast(dict(state), dtype), "the peft model rebuilt from meta.json's lora settings")
     peft_model.peft_config["default"].base_model_name_or_path = ckpt.meta.get("model_path")
     peft_model.save_pretrained(out)
     return out
@@ -312,16 +319,19 @@ def merge_checkpoint(
     staging = _fresh_dir(target)
     try:
         raw = load_model_state(ckpt)
+        if export_lora_adapter:
+            export_adapter(ckpt, raw, staging / ADAPTER_SUBDIR, torch_dtype)
+        state = hf_state_dict(ckpt, raw)
+        del raw  # the training-dtype tensors go as soon as each is cast
         model = _empty_model(ckpt, torch_dtype)
-        _assign(model, _cast(hf_state_dict(ckpt, raw), torch_dtype), type(model).__name__)
+        _assign(model, _cast(state, torch_dtype), type(model).__name__)
+        del state
         if (ckpt.hf_dir / "generation_config.json").is_file():
             from transformers import GenerationConfig
 
             model.generation_config = GenerationConfig.from_pretrained(ckpt.hf_dir)
         model.save_pretrained(staging, max_shard_size=max_shard_size)
         _copy_processor_files(ckpt, staging)
-        if export_lora_adapter:
-            export_adapter(ckpt, raw, staging / ADAPTER_SUBDIR, torch_dtype)
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Self-rewarded GRPO on the embedded tiny Qwen2.5-VL and synthetic visual questions, on the CPU.
-# Generates the tiny assets if absent, trains, validates, checkpoints, and plots the metrics.
+# Generates the tiny assets if absent, trains, validates, checkpoints, plots the metrics and exports the
+# newest checkpoint as a Hugging Face folder (scripts/model_merger.py).
 #
 #   bash train_examples/0-tiny_selfReward_cpu.sh                       # the demo
 #   bash train_examples/0-tiny_selfReward_cpu.sh trainer.max_steps=2   # any override, appended
@@ -45,3 +46,9 @@ echo "responses:    $RUN_DIR/responses.jsonl"
 shopt -s nullglob
 checkpoints=("$RUN_DIR"/global_step_*)
 echo "checkpoints:  ${checkpoints[*]:-none}"
+if [[ -f "$RUN_DIR/latest_checkpointed_iteration.txt" ]]; then
+  STEP="$(cat "$RUN_DIR/latest_checkpointed_iteration.txt")"
+  "$PY" scripts/model_merger.py --local_dir "$RUN_DIR/global_step_$STEP/actor" --target_dir "$RUN_DIR/huggingface" \
+    > /dev/null
+  echo "merged model: $RUN_DIR/huggingface (transformers and vLLM load it)"
+fi

@@ -182,9 +182,13 @@ def save_sharded(
     path: str,
     rank: int,
     extra: dict[str, Any] | None = None,
-) -> None:
+) -> str:
     """Save model and optimizer shards with torch.distributed.checkpoint (reshardable to any world size),
-    plus this rank's LR scheduler, RNG states and ``extra`` in ``extra_state_rank_{rank}.pt``."""
+    plus this rank's LR scheduler, RNG states and ``extra`` in ``extra_state_rank_{rank}.pt``.
+
+    Every rank also writes the save's fingerprint (one random id shared by all ranks) into its own shard file
+    as ``fingerprint_rank_{rank}``, so a reader can tell a shard copied in from another save; returned so the
+    caller can record it beside the checkpoint (``meta.json``)."""
     import os
 
     import torch.distributed.checkpoint as dcp
@@ -198,6 +202,8 @@ def save_sharded(
         from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
         state = {"model": get_model_state_dict(module)}
+    fingerprint = shared_fingerprint()
+    state[f"fingerprint_rank_{rank}"] = fingerprint
     dcp.save(state, checkpoint_id=os.path.join(path, "dcp"))
     extra_state = {
         "lr_scheduler": lr_scheduler.state_dict() if lr_scheduler is not None else None,
@@ -208,6 +214,17 @@ def save_sharded(
     torch.save(extra_state, os.path.join(path, f"extra_state_rank_{rank}.pt"))
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+    return fingerprint
+
+
+def shared_fingerprint() -> str:
+    """A random id that every rank of the process group agrees on (rank 0 draws it)."""
+    import uuid
+
+    token = [uuid.uuid4().hex]
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.broadcast_object_list(token, src=0)
+    return token[0]
 
 
 def load_sharded(

@@ -103,23 +103,40 @@ def freeze_vision_tower(model: torch.nn.Module) -> int:
     return frozen
 
 
-def apply_lora(model: torch.nn.Module, lora_config: Any) -> torch.nn.Module:
-    """Wrap with peft LoRA adapters; the vision tower is excluded unless listed explicitly."""
-    from peft import LoraConfig, get_peft_model
-
+def lora_settings(lora_config: Any) -> dict[str, Any]:
+    """The adapter settings as applied (target list parsed, the vision tower excluded by default), in the
+    form ``meta.json`` records them so the model merger rebuilds exactly the same adapters."""
     target = lora_config.target_modules
     if isinstance(target, str) and target != "all-linear":
         target = [t.strip() for t in target.split(",") if t.strip()]
-    exclude = lora_config.exclude_modules or r".*visual.*"
-    config = LoraConfig(
-        r=lora_config.rank,
-        lora_alpha=lora_config.alpha,
-        lora_dropout=lora_config.dropout,
-        target_modules=target,
-        exclude_modules=exclude,
+    return {
+        "rank": lora_config.rank,
+        "alpha": lora_config.alpha,
+        "dropout": lora_config.dropout,
+        "target_modules": target,
+        "exclude_modules": lora_config.exclude_modules or r".*visual.*",
+    }
+
+
+def peft_lora_config(settings: dict[str, Any]) -> Any:
+    """A peft ``LoraConfig`` from :func:`lora_settings`' output."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=settings["rank"],
+        lora_alpha=settings["alpha"],
+        lora_dropout=settings["dropout"],
+        target_modules=settings["target_modules"],
+        exclude_modules=settings["exclude_modules"],
         bias="none",
     )
-    return get_peft_model(model, config)
+
+
+def apply_lora(model: torch.nn.Module, lora_config: Any) -> torch.nn.Module:
+    """Wrap with peft LoRA adapters; the vision tower is excluded unless listed explicitly."""
+    from peft import get_peft_model
+
+    return get_peft_model(model, peft_lora_config(lora_settings(lora_config)))
 
 
 def merged_lora_weights(
@@ -341,7 +358,7 @@ class FSDPWorker(Worker):
     def save_checkpoint(self, path: str) -> None:
         """Write this worker's role into ``path`` (``.../global_step_N.partial/actor`` or ``critic``)."""
         if self.actor is not None:
-            fsdp_utils.save_sharded(
+            fingerprint = fsdp_utils.save_sharded(
                 self.actor.module,
                 self.actor.optimizer,
                 self.lr_scheduler,
@@ -350,13 +367,13 @@ class FSDPWorker(Worker):
                 extra={"weights_version": self._weights_version},
             )
             if self.rank == 0:
-                self._save_hf_meta(path, self.config.actor)
+                self._save_hf_meta(path, self.config.actor, fingerprint)
         elif self.critic_module is not None:
-            fsdp_utils.save_sharded(
+            fingerprint = fsdp_utils.save_sharded(
                 self.critic_module.module, self.critic_module.optimizer, self.critic_lr_scheduler, path, self.rank
             )
             if self.rank == 0:
-                self._save_hf_meta(path, self.config.critic)
+                self._save_hf_meta(path, self.config.critic, fingerprint)
 
     @register(dispatch_mode=Dispatch.ONE_TO_ALL)
     def load_checkpoint(self, path: str) -> None:
@@ -368,17 +385,23 @@ class FSDPWorker(Worker):
                 self.critic_module.module, self.critic_module.optimizer, self.critic_lr_scheduler, path, self.rank
             )
 
-    def _save_hf_meta(self, path: str, role_config: Any) -> None:
-        """What the model merger needs without any other input: HF config, tokenizer/processor, meta.json."""
+    def _save_hf_meta(self, path: str, role_config: Any, fingerprint: str) -> None:
+        """What the model merger needs without any other input: HF config, tokenizer/processor, meta.json.
+
+        ``fingerprint`` is the id every rank wrote into its shard; the merger checks the shards against it.
+        ``base_dtype`` is the dtype of the model as published (the merger's default output dtype), which can
+        differ from the training dtype ``dtype``.
+        """
         import json
 
         from transformers import AutoConfig
 
         model_cfg = role_config.model
         hf_dir = os.path.join(path, "hf")
-        AutoConfig.from_pretrained(model_cfg.model_path, trust_remote_code=model_cfg.trust_remote_code).save_pretrained(
-            hf_dir
-        )
+        hf_config = AutoConfig.from_pretrained(model_cfg.model_path, trust_remote_code=model_cfg.trust_remote_code)
+        hf_config.save_pretrained(hf_dir)
+        base_dtype = getattr(hf_config, "dtype", None)
+        base_dtype = str(base_dtype).removeprefix("torch.") if base_dtype is not None else None
         (self.processor or self.tokenizer).save_pretrained(hf_dir)
         try:
             from transformers import GenerationConfig
@@ -392,9 +415,12 @@ class FSDPWorker(Worker):
             "dtype": "bf16" if role_config.optim.strategy == "adamw_bf16" else dtype,
             "world_size": self.world_size,
             "fsdp_version": role_config.fsdp.fsdp_version,
-            "lora": {"rank": model_cfg.lora.rank, "alpha": model_cfg.lora.alpha} if model_cfg.lora.rank > 0 else None,
+            "base_dtype": base_dtype,
+            "lora": lora_settings(model_cfg.lora) if model_cfg.lora.rank > 0 else None,
             "role": self.role,
             "value_head": self.critic_module is not None and self.actor is None,
+            "trust_remote_code": model_cfg.trust_remote_code,
+            "fingerprint": fingerprint,
         }
         with open(os.path.join(path, "meta.json"), "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=2)

@@ -1,7 +1,7 @@
 PY ?= .venv/bin/python
 TINY ?= assets/tiny
 
-.PHONY: setup test test-fast lint format tiny demo clean
+.PHONY: setup test test-fast lint format tiny demo bench clean
 
 setup:            ## install everything into .venv (idempotent)
 	bash setup.sh
@@ -22,6 +22,10 @@ format:
 
 demo:             ## self-rewarded GRPO on the embedded tiny model, on the CPU
 	bash train_examples/0-tiny_selfReward_cpu.sh
+
+bench:            ## benchmarks 1-4 on this machine (TRL goes into .bench-deps, not .venv); rewrites BENCHMARKS.md
+	$(PY) -m pip install --isolated --disable-pip-version-check -q --no-deps --upgrade --target .bench-deps -r bench/requirements.txt
+	$(PY) -m bench
 
 tiny:             ## generate the embedded tiny model + synthetic dataset
 	$(PY) -m verl.tiny --out $(TINY)

@@ -1,0 +1,212 @@
+"""``python -m bench [peer] [rollout] [scaling] [gpu]``: run the benchmarks and rewrite BENCHMARKS.md.
+
+With no names it runs the CPU ones (peer + self-reward overhead, rollout engines, scaling); ``make bench``
+installs TRL into ``.bench-deps`` first. Each section of BENCHMARKS.md is rewritten only when its benchmark
+ran, so ``python -m bench rollout`` leaves the other tables as they were.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import REPO, STEP, machine, tiny_assets
+
+OUT = REPO / "BENCHMARKS.md"
+RESULTS = REPO / "bench" / "results"
+CPU_BENCHES = ("peer", "rollout", "scaling")
+PEER_TARGET, HOP_TARGET, MFU_TARGET = 0.5, 1.10, 0.40
+
+
+def _fmt(x: float, digits: int = 2) -> str:
+    return f"{x:.{digits}f}"
+
+
+def peer_section(r: dict[str, Any]) -> str:
+    ours, hop, trl = r["ours"], r["ours_hop"], r["trl"]
+    ratio, overhead = r["ratio_vs_trl"], r["hop_overhead"]
+    lines = [
+        f"One GRPO step: {STEP['prompts_per_step']} prompts × n={STEP['n']}, responses up to "
+        f"{STEP['max_response_length']} tokens, fp32 training, lr {STEP['lr']}, KL {STEP['kl_coef']} to the "
+        f"reference, reward accuracy + format. Median of {ours['steps']} steps after warm-up; TRL {trl['version']} "
+        f"`GRPOTrainer` on the same rows in the same order (checked: {'yes' if r['same_rows'] else 'NO'}).",
+        "",
+        "| | step (s) | rollout | reward | log-probs + advantages | update | mean reward | mean response |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    t = ours["timing"]
+    ours_lp = t.get("old", 0.0) + t.get("ref", 0.0) + t.get("adv", 0.0)
+    lines.append(
+        f"| ours (vLLM-CPU rollout) | {_fmt(ours['step'])} | {_fmt(t.get('gen', 0))} | {_fmt(t.get('reward', 0))} "
+        f"| {_fmt(ours_lp)} | {_fmt(t.get('update_actor', 0))} | {_fmt(ours['reward'])} "
+        f"| {ours['response_length']:.0f} |"
+    )
+    tt = trl["timing"]
+    lines.append(
+        f"| TRL GRPOTrainer (HF generate) | {_fmt(trl['step'])} | {_fmt(tt['gen'])} | {_fmt(tt['reward'])} "
+        f"| {_fmt(tt['log_probs_and_adv'])} | {_fmt(tt['update'])} | {_fmt(trl['reward'])} "
+        f"| {trl['response_length']:.0f} |"
+    )
+    lines += [
+        "",
+        f"**Ours / TRL = {_fmt(ratio)}×** (target ≤ {PEER_TARGET}×: {'met' if ratio <= PEER_TARGET else 'NOT met'}).",
+        "",
+        "### Self-reward overhead",
+        "",
+        "Same step with the hop on (`algorithm.self_reward.enable=true`, blind answers of up to "
+        f"{r.get('hop_max_tokens', 32)} tokens, reward `self_reward`) and off.",
+        "",
+        "| | step (s) | rollout | self-reward hop | reward | update |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, res in (("hop off", ours), ("hop on", hop)):
+        t = res["timing"]
+        lines.append(
+            f"| {name} | {_fmt(res['step'])} | {_fmt(t.get('gen', 0))} | {_fmt(t.get('self_reward_hop', 0))} "
+            f"| {_fmt(t.get('reward', 0))} | {_fmt(t.get('update_actor', 0))} |"
+        )
+    described = hop["metrics_last"].get("self_reward/description_missing_rate")
+    lines += [
+        "",
+        f"**Hop on / off = {_fmt(overhead)}×** (target ≤ {HOP_TARGET}×: "
+        f"{'met' if overhead <= HOP_TARGET else 'NOT met'}; the paper reports about 1.24× on 8 GPUs)."
+        + (f" Share of responses without a description (no hop for them): {_fmt(described)}." if described else ""),
+    ]
+    return "\n".join(lines)
+
+
+def rollout_section(points: list[dict[str, Any]]) -> str:
+    by = {(p["engine"], p["n"], p["length"]): p for p in points}
+    keys = sorted({(p["n"], p["length"]) for p in points})
+    lines = [
+        "8 image prompts, run to the full length (`ignore_eos`), response tokens per second (best of 2 after a "
+        "warm-up call). vLLM-CPU in bf16, HF `generate` in fp32, as the tiny demo runs each.",
+        "",
+        "| n | response length | vLLM tokens/s | HF tokens/s | vLLM / HF |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for n, length in keys:
+        v, h = by[("vllm", n, length)], by[("hf", n, length)]
+        lines.append(
+            f"| {n} | {length} | {v['tokens_per_s']:.0f} | {h['tokens_per_s']:.0f} "
+            f"| {v['tokens_per_s'] / h['tokens_per_s']:.1f}× |"
+        )
+    return "\n".join(lines)
+
+
+def scaling_section(points: list[dict[str, Any]]) -> str:
+    lines = [
+        "Self-reward runs (the main job); one value changed at a time from the shared shape. Step time is the "
+        "median after warm-up; memory is the worker's peak resident set (engine + training, one CPU rank).",
+        "",
+        "| prompts × n=4 | max response | mean response | step (s) | rollout (s) | update (s) | peak RSS (GB) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for p in points:
+        lines.append(
+            f"| {p['prompts']} | {p['max_response_length']} | {p['response_length']:.0f} | {_fmt(p['step'])} "
+            f"| {_fmt(p['gen'])} | {_fmt(p['update'])} | {_fmt(p['peak_rss_gb'])} |"
+        )
+    return "\n".join(lines)
+
+
+def gpu_section(r: dict[str, Any]) -> str:
+    if "skipped" in r:
+        return f"Not measured: {r['skipped']}."
+    lines = [
+        f"{r['device']}, random weights with the Qwen2.5-VL-3B configuration, bf16, SDPA attention, "
+        f"{r['batch']} × {r['seq_len']} tokens, forward + backward + AdamW.",
+        "",
+        "| gradient checkpointing | tokens/s | MFU | peak memory (GB) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for flag in (False, True):
+        m = r[f"train_checkpointing_{flag}"]
+        if "error" in m:
+            lines.append(f"| {flag} | {m['error']} | | |")
+        else:
+            lines.append(f"| {flag} | {m['tokens_per_s']:.0f} | {m['mfu']:.1%} | {m['peak_memory_gb']:.1f} |")
+    lines += ["", f"HF `generate` (sampling, 256 new tokens): {r['hf_generate_tokens_per_s']:.0f} tokens/s."]
+    return "\n".join(lines)
+
+
+SECTIONS = {
+    "peer": ("1–2. Step time against TRL's GRPOTrainer, and the self-reward overhead", peer_section),
+    "rollout": ("3. Rollout engines", rollout_section),
+    "scaling": ("4. Scaling with batch and response length", scaling_section),
+    "gpu": ("5. GPU: actor throughput and MFU", gpu_section),
+}
+
+
+def write(results: dict[str, Any], durations: dict[str, float]) -> None:
+    """Rewrite BENCHMARKS.md: the sections that ran now, the others as they were."""
+    old = OUT.read_text() if OUT.exists() else ""
+    body = []
+    for name, (title, render) in SECTIONS.items():
+        begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+        if name in results:
+            stamp = f"_{dt.date.today().isoformat()}, {machine()}, {durations[name]:.0f} s: `python -m bench {name}`_"
+            section = f"{begin}\n{stamp}\n\n{render(results[name])}\n{end}"
+        else:
+            found = re.search(re.escape(begin) + r".*?" + re.escape(end), old, re.S)
+            section = found.group(0) if found else f"{begin}\nNot run yet: `python -m bench {name}`.\n{end}"
+        body.append(f"## {title}\n\n{section}\n")
+    header = (
+        "# Benchmarks\n\n"
+        "Measured side by side in one run on the same machine; every table says when, where and how to rerun "
+        "it. `make bench` runs 1–4 (it installs TRL into `.bench-deps`, outside the project's environment) and "
+        "rewrites this file; `python -m bench NAME` reruns one section. Raw results: `bench/results/*.json`.\n\n"
+        "Targets: ours ≤ 0.5× TRL's step time on the CPU; self-reward overhead ≤ 1.10×; MFU ≥ 40% on H100/H200.\n"
+    )
+    OUT.write_text(header + "\n" + "\n".join(body))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help=f"benchmarks to run, of {list(SECTIONS)} (default: the CPU ones)")
+    parser.add_argument("--assets", default=str(REPO / "assets" / "tiny"), help="tiny assets folder (made if absent)")
+    parser.add_argument("--steps", type=int, default=4, help="measured steps per run of benchmark 1-2")
+    parser.add_argument("--warmup", type=int, default=1, help="warm-up steps, not measured")
+    args = parser.parse_args(argv)
+    names = args.names or list(CPU_BENCHES)
+    unknown = sorted(set(names) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {list(SECTIONS)}")
+    model, train_file = tiny_assets(Path(args.assets))
+    results: dict[str, Any] = {}
+    durations: dict[str, float] = {}
+    RESULTS.mkdir(exist_ok=True)
+    for name in names:
+        start = time.perf_counter()
+        print(f"==> bench {name}", file=sys.stderr, flush=True)
+        if name == "peer":
+            from . import peer
+
+            results[name] = peer.run(model, train_file, args.steps, args.warmup)
+        elif name == "rollout":
+            from . import rollout
+
+            results[name] = rollout.run(model, train_file)
+        elif name == "scaling":
+            from . import scaling
+
+            results[name] = scaling.run(model, train_file, warmup=args.warmup)
+        elif name == "gpu":
+            from . import gpu
+
+            results[name] = gpu.run()
+        durations[name] = time.perf_counter() - start
+        (RESULTS / f"{name}.json").write_text(json.dumps(results[name], indent=2, default=str))
+        print(f"    {name}: {durations[name]:.0f} s", file=sys.stderr, flush=True)
+        write(results, durations)
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()

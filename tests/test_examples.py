@@ -28,7 +28,14 @@ TRAIN_DIR = REPO / "train_examples"
 VAL_DIR = REPO / "validation_examples"
 TRAIN_SCRIPTS = sorted(p.name for p in TRAIN_DIR.glob("[1-9]-*.sh"))
 VAL_SCRIPTS = sorted(p.name for p in VAL_DIR.glob("[1-9]-*.sh"))
-ALL_SCRIPTS = sorted([*TRAIN_DIR.glob("*.sh"), *VAL_DIR.glob("*.sh")])
+ALL_SCRIPTS = sorted(
+    [
+        *TRAIN_DIR.glob("*.sh"),
+        *TRAIN_DIR.glob("sft/*.sh"),
+        *VAL_DIR.glob("*.sh"),
+        *(REPO / "LLaMA-Factory-Cold-Start").glob("*.sh"),
+    ]
+)
 CONFIGS = sorted([*TRAIN_DIR.glob("configs/*.yaml"), *VAL_DIR.glob("configs/*.yaml")])
 
 # The scripts that run one real step; each 3B/7B twin not listed here is covered by its dry run.
@@ -196,7 +203,7 @@ def test_script_parses_and_is_strict(path: Path) -> None:
     text = path.read_text()
     if path.name != "common.sh":  # the helpers are sourced by scripts that already set these
         assert "set -euo pipefail" in text, path
-        assert 'cd "$(dirname "${BASH_SOURCE[0]}")/.."' in text, path
+        assert 'cd "$(dirname "${BASH_SOURCE[0]}")/..' in text, path  # the repository root
 
 
 def _shellcheck() -> str | None:

@@ -422,13 +422,14 @@ class ResumableDataLoader:
         seed: int = 1,
         num_workers: int = 0,
         drop_last: bool = True,
+        collate: Any = collate_fn,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if drop_last and len(dataset) < batch_size:
             raise ValueError(f"the dataset has {len(dataset)} rows, fewer than one batch of {batch_size}")
         self.dataset, self.batch_size, self.shuffle, self.seed = dataset, batch_size, shuffle, seed
-        self.num_workers, self.drop_last = num_workers, drop_last
+        self.num_workers, self.drop_last, self.collate = num_workers, drop_last, collate
         self.epoch, self.batch_in_epoch = 0, 0
 
     def __len__(self) -> int:
@@ -449,7 +450,7 @@ class ResumableDataLoader:
             batches.pop()
         remaining = batches[self.batch_in_epoch :]
         loader = torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=remaining, num_workers=self.num_workers, collate_fn=collate_fn
+            self.dataset, batch_sampler=remaining, num_workers=self.num_workers, collate_fn=self.collate
         )
         for batch in loader:
             self.batch_in_epoch += 1

@@ -35,6 +35,8 @@ class ConsoleLogger:
         "reward/format",
         "reward/perception",
         "response_length/mean",
+        "sft/loss",
+        "sft/val_loss",
         "actor/kl_loss",
         "actor/entropy",
         "actor/grad_norm",

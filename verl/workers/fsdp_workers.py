@@ -340,6 +340,61 @@ class FSDPWorker(Worker):
             fsdp_utils.offload_optimizer(self.actor.optimizer)
         return DataProto(meta_info={"metrics": metrics})
 
+    # ------------------------------------------------------------------ supervised fine-tuning
+
+    @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
+    def train_sft_batch(self, data: DataProto) -> DataProto:
+        """One SFT optimizer step on this rank's rows; ``meta_info["global_tokens"]`` is the labelled-token
+        count of the whole global batch (see ``DataParallelActor.update_sft``)."""
+        fsdp_utils.load_module(self.actor.module, self.device)
+        fsdp_utils.load_optimizer(self.actor.optimizer, self.device)
+        nll, grad_norm = self.actor.update_sft(data, int(data.meta_info["global_tokens"]), self.world_size)
+        self.lr_scheduler.step()
+        self._weights_version += 1
+        if self.config.actor.offload.offload_params:
+            fsdp_utils.offload_module(self.actor.module)
+        if self.config.actor.offload.offload_optimizer:
+            fsdp_utils.offload_optimizer(self.actor.optimizer)
+        metrics = {
+            "actor/grad_norm": grad_norm,
+            "actor/lr": self.lr_scheduler.get_last_lr()[0],
+            "actor/non_finite_skipped": float(self.actor.non_finite_updates),
+        }
+        return DataProto.from_dict(tensors={"nll": nll}, meta_info={"metrics": metrics})
+
+    @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
+    def compute_sft_nll(self, data: DataProto) -> DataProto:
+        fsdp_utils.load_module(self.actor.module, self.device)
+        out = self.actor.compute_sft_nll(data)
+        if self.config.actor.offload.offload_params:
+            fsdp_utils.offload_module(self.actor.module)
+        return out
+
+    @register(dispatch_mode=Dispatch.ONE_TO_ALL)
+    def save_hf_model(self, path: str) -> None:
+        """Write the actor's full weights (LoRA merged) as a Hugging Face model folder, from rank 0.
+
+        Every rank takes part in gathering the shards; the folder loads with ``from_pretrained`` and vLLM
+        like the starting checkpoint (same config, tokenizer/processor and generation config).
+        """
+        fsdp_utils.load_module(self.actor.module, self.device)
+        state = {name: tensor.detach().cpu() for name, tensor in self._actor_weights()}
+        if self.rank == 0:
+            model = self.actor.module
+            if self._lora_scaling is not None:
+                model = model.get_base_model()
+            model = getattr(model, "_fsdp_wrapped_module", model)
+            model.save_pretrained(path, state_dict=state)
+            (self.processor or self.tokenizer).save_pretrained(path)
+            try:
+                from transformers import GenerationConfig
+
+                GenerationConfig.from_pretrained(self.config.actor.model.model_path).save_pretrained(path)
+            except OSError:
+                pass  # the model has no generation_config.json
+        if torch.distributed.is_initialized():
+            torch.distributed.barrier()
+
     # ------------------------------------------------------------------ critic
 
     @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)

@@ -242,3 +242,80 @@ class DataParallelActor:
         if hasattr(norm, "full_tensor"):  # FSDP2 DTensor
             norm = norm.full_tensor()
         return float(norm)
+
+    # ------------------------------------------------------------------ supervised fine-tuning
+
+    def _sft_nll(self, micro: DataProto) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed next-token negative log-likelihood per row over the labelled tokens, and their counts.
+
+        ``labels`` is -100 wherever no loss is wanted (prompt, images, padding); batches are right padded.
+        """
+        batch = micro.batch
+        mask = batch["attention_mask"]
+        end = max(int(mask.sum(-1).max()), 1)
+        ids, mask, labels = batch["input_ids"][:, :end], mask[:, :end], batch["labels"][:, :end]
+        pos = batch["position_ids"][..., :end]
+        if pos.dim() == 3:  # (B, 3, L) -> (3, B, L) as Qwen2-VL expects
+            pos = pos.transpose(0, 1)
+        target = F.pad(labels[:, 1:], (0, 1), value=-100)  # token t predicts token t + 1
+        mm_kwargs = _multimodal_kwargs(micro.non_tensor_batch.get("multi_modal_inputs"))
+        if self.config.padding_free:
+            valid = mask.bool()
+            lengths = valid.sum(dim=1)
+            text_pos = torch.cat([torch.arange(int(n), device=ids.device) for n in lengths]).unsqueeze(0)
+            if pos.dim() == 3:
+                packed_pos = torch.cat([text_pos.unsqueeze(0), torch.stack([p[valid] for p in pos]).unsqueeze(1)])
+            else:
+                packed_pos = text_pos
+            logits = self.module(
+                input_ids=ids[valid].unsqueeze(0), position_ids=packed_pos, use_cache=False, **mm_kwargs
+            ).logits[0]
+            token_nll = F.cross_entropy(logits.float(), target[valid], ignore_index=-100, reduction="none")
+            rows = valid.nonzero()[:, 0]
+            nll = token_nll.new_zeros(len(ids)).index_add(0, rows, token_nll)
+        else:
+            logits = self.module(
+                input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, **mm_kwargs
+            ).logits
+            token_nll = F.cross_entropy(
+                logits.float().flatten(0, 1), target.flatten(), ignore_index=-100, reduction="none"
+            )
+            nll = token_nll.view(target.shape).sum(-1)
+        return nll, (target != -100).sum(-1)
+
+    @torch.no_grad()
+    def compute_sft_nll(self, data: DataProto) -> DataProto:
+        """Per-row summed NLL and labelled-token counts (``nll``, ``tokens``), for validation loss."""
+        self.module.eval()
+        nlls, counts = [], []
+        for micro in _micro_batches(data, self.config.micro_batch_size_per_device_for_experience):
+            nll, tokens = self._sft_nll(micro)
+            nlls.append(nll.detach().float().cpu())
+            counts.append(tokens.cpu())
+        return DataProto.from_dict(tensors={"nll": torch.cat(nlls), "tokens": torch.cat(counts)})
+
+    def update_sft(self, data: DataProto, global_tokens: int, world_size: int) -> tuple[torch.Tensor, float]:
+        """One optimizer step of token-mean cross-entropy over the whole global batch.
+
+        Each rank's summed NLL is scaled by ``world_size / global_tokens``: FSDP averages gradients over the
+        ranks, so the step equals one big batch where every labelled token weighs the same, whatever the
+        split of rows and micro-batches. Returns the per-row NLL sums and the gradient norm (before
+        clipping); a non-finite norm skips the step (counted in ``non_finite_updates``).
+        """
+        if self.optimizer is None:
+            raise RuntimeError("update_sft needs an optimizer; this actor was built for inference only")
+        self.module.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        scale = world_size / max(global_tokens, 1)
+        nlls = []
+        for micro in _micro_batches(data, self.config.micro_batch_size_per_device_for_update):
+            nll, _ = self._sft_nll(micro)
+            (nll.sum() * scale).backward()
+            nlls.append(nll.detach().float().cpu())
+        grad_norm = self._clip_grad_norm()
+        if math.isfinite(grad_norm):
+            self.optimizer.step()
+        else:
+            self.non_finite_updates += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        return torch.cat(nlls), grad_norm

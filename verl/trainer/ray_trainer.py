@@ -286,6 +286,11 @@ class RayPPOTrainer:
             start = time.perf_counter()
             out = self.actor_rollout.generate_sequences(gen)
             timing["gen"] = timing.get("gen", 0.0) + time.perf_counter() - start
+            # Inside "gen" (rank 0's): the engine's own generate call and the weight sync before it.
+            for key in ("generate", "weight_sync"):
+                value = out.meta_info.get(f"timing/{key}")
+                if value is not None:
+                    timing[f"gen/{key}"] = timing.get(f"gen/{key}", 0.0) + float(value)
             batch = batch.repeat(n, interleave=True)
             for key in ("input_ids", "attention_mask", "position_ids"):
                 batch.batch.pop(key)

@@ -22,6 +22,7 @@ OUT = REPO / "BENCHMARKS.md"
 RESULTS = REPO / "bench" / "results"
 CPU_BENCHES = ("peer", "rollout", "scaling")
 PEER_TARGET, HOP_TARGET, MFU_TARGET = 0.5, 1.10, 0.40
+NOTES = "## Reading the numbers"
 
 
 def _fmt(x: float, digits: int = 2) -> str:
@@ -35,7 +36,11 @@ def peer_section(r: dict[str, Any]) -> str:
         f"One GRPO step: {STEP['prompts_per_step']} prompts × n={STEP['n']}, responses up to "
         f"{STEP['max_response_length']} tokens, fp32 training, lr {STEP['lr']}, KL {STEP['kl_coef']} to the "
         f"reference, reward accuracy + format. Median of {ours['steps']} steps after warm-up; TRL {trl['version']} "
-        f"`GRPOTrainer` on the same rows in the same order (checked: {'yes' if r['same_rows'] else 'NO'}).",
+        f"`GRPOTrainer` on the same rows in the same order (checked: {'yes' if r['same_rows'] else 'NO'}). "
+        f"Every variant ran {len(r['rounds']['ours'])} times, interleaved; the table keeps each one's fastest "
+        "run (medians of every run: "
+        + ", ".join(f"{name} {' / '.join(_fmt(x) for x in xs)}" for name, xs in r["rounds"].items())
+        + ").",
         "",
         "| | step (s) | rollout | reward | log-probs + advantages | update | mean reward | mean response |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -47,6 +52,15 @@ def peer_section(r: dict[str, Any]) -> str:
         f"| {_fmt(ours_lp)} | {_fmt(t.get('update_actor', 0))} | {_fmt(ours['reward'])} "
         f"| {ours['response_length']:.0f} |"
     )
+    rc = r.get("ours_recompute")
+    if rc is not None:
+        t = rc["timing"]
+        rc_lp = t.get("old", 0.0) + t.get("ref", 0.0) + t.get("adv", 0.0)
+        lines.append(
+            f"| ours, old log-probs recomputed | {_fmt(rc['step'])} | {_fmt(t.get('gen', 0))} "
+            f"| {_fmt(t.get('reward', 0))} | {_fmt(rc_lp)} | {_fmt(t.get('update_actor', 0))} "
+            f"| {_fmt(rc['reward'])} | {rc['response_length']:.0f} |"
+        )
     tt = trl["timing"]
     lines.append(
         f"| TRL GRPOTrainer (HF generate) | {_fmt(trl['step'])} | {_fmt(tt['gen'])} | {_fmt(tt['reward'])} "
@@ -102,8 +116,9 @@ def rollout_section(points: list[dict[str, Any]]) -> str:
 
 def scaling_section(points: list[dict[str, Any]]) -> str:
     lines = [
-        "Self-reward runs (the main job); one value changed at a time from the shared shape. Step time is the "
-        "median after warm-up; memory is the worker's peak resident set (engine + training, one CPU rank).",
+        "Self-reward runs (the main job); one value changed at a time from the shared shape, responses run to the "
+        "full length (`ignore_eos`). Step time is the median after warm-up; memory is the worker's peak resident "
+        "set (engine + training, one CPU rank).",
         "",
         "| prompts × n=4 | max response | mean response | step (s) | rollout (s) | update (s) | peak RSS (GB) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -164,7 +179,9 @@ def write(results: dict[str, Any], durations: dict[str, float]) -> None:
         "rewrites this file; `python -m bench NAME` reruns one section. Raw results: `bench/results/*.json`.\n\n"
         "Targets: ours ≤ 0.5× TRL's step time on the CPU; self-reward overhead ≤ 1.10×; MFU ≥ 40% on H100/H200.\n"
     )
-    OUT.write_text(header + "\n" + "\n".join(body))
+    # Hand-written analysis below the tables survives a rerun.
+    notes = old[old.index(NOTES) :] if NOTES in old else ""
+    OUT.write_text(header + "\n" + "\n".join(body) + ("\n" + notes if notes else ""))
 
 
 def main(argv: list[str] | None = None) -> None:

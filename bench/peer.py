@@ -62,29 +62,45 @@ def run_trl(model: Path, train_file: Path, steps: int, work: Path) -> dict[str, 
     return {**json.loads(out_path.read_text()), "row_order": spec["row_order"]}
 
 
-def run(model: Path, train_file: Path, steps: int, warmup: int) -> dict[str, Any]:
-    """Ours without the hop, ours with the hop, TRL: each ``warmup + steps`` steps in its own process."""
-    total = warmup + steps
-    results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-peer-") as tmp:
-        work = Path(tmp)
-        for name, extra in (("ours", NO_HOP), ("ours_hop", HOP)):
-            run_dir = work / name
-            results[name] = run_ours(our_overrides(model, train_file, total, run_dir) + extra, run_dir, warmup)
-        trl = run_trl(model, train_file, total, work)
-    trl_steps = trl["steps"][warmup:]
-    results["trl"] = {
+def _trl_summary(trl: dict[str, Any], warmup: int) -> dict[str, Any]:
+    steps = trl["steps"][warmup:]
+    return {
         "version": trl["trl_version"],
-        "steps": len(trl_steps),
-        "step": median([s["step"] for s in trl_steps]),
-        "timing": {key: median([s[key] for s in trl_steps]) for key in trl_steps[0]},
+        "steps": len(steps),
+        "step": median([s["step"] for s in steps]),
+        "timing": {key: median([s[key] for s in steps]) for key in steps[0]},
         "steps_all": [s["step"] for s in trl["steps"]],
         "reward": median(trl["rewards"][warmup:]),
         "response_length": median([x for x in trl["completion_length"][warmup:] if x is not None]),
+        "row_order": trl["row_order"],
     }
-    # Same rows on both sides: the first row of each of our measured steps is the one TRL was given there.
+
+
+def run(model: Path, train_file: Path, steps: int, warmup: int, rounds: int = 2) -> dict[str, Any]:
+    """Ours without the hop (also with the old log-probs recomputed, as before they were reused on-policy),
+    ours with the hop, and TRL: each ``warmup + steps`` steps in its own process, all of them once per round,
+    interleaved; each variant keeps its fastest round (the one least disturbed by anything else on the
+    machine), and every round's median is kept in ``rounds``."""
+    total = warmup + steps
+    variants = {
+        "ours": NO_HOP,
+        "ours_recompute": [*NO_HOP, "worker.actor.recompute_on_policy_log_probs=true"],
+        "ours_hop": HOP,
+    }
+    seen: dict[str, list[dict[str, Any]]] = {name: [] for name in [*variants, "trl"]}
+    with tempfile.TemporaryDirectory(prefix="bench-peer-") as tmp:
+        for round_ in range(rounds):
+            work = Path(tmp) / f"round{round_}"
+            work.mkdir()
+            for name, extra in variants.items():
+                run_dir = work / name
+                seen[name].append(run_ours(our_overrides(model, train_file, total, run_dir) + extra, run_dir, warmup))
+            seen["trl"].append(_trl_summary(run_trl(model, train_file, total, work), warmup))
+    results: dict[str, Any] = {name: min(runs, key=lambda r: r["step"]) for name, runs in seen.items()}
+    results["rounds"] = {name: [r["step"] for r in runs] for name, runs in seen.items()}
+    # Same rows on both sides: the first row of our last step is the one TRL was given there.
     first = results["ours"]["metrics_last"]["data/first_dataset_index"]
-    expected = trl["row_order"][(total - 1) * STEP["prompts_per_step"]]
+    expected = results["trl"]["row_order"][(total - 1) * STEP["prompts_per_step"]]
     results["same_rows"] = first == expected
     results["ratio_vs_trl"] = results["ours"]["step"] / results["trl"]["step"]
     results["hop_overhead"] = results["ours_hop"]["step"] / results["ours"]["step"]

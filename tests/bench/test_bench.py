@@ -1,0 +1,45 @@
+"""The benchmark harness's own logic (the measurements themselves run with ``make bench``, never in tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import bench.__main__ as bench_main
+from bench.peer import loader_order
+from verl.utils.dataset import ResumableDataLoader
+
+
+def test_trl_gets_the_rows_in_our_loader_order(tiny_dir: Path) -> None:
+    train = tiny_dir / "data" / "train.parquet"
+    ours = ResumableDataLoader(list(range(96)), batch_size=8, shuffle=True, seed=1)._order(0)
+    assert loader_order(train, steps=3, batch=8, seed=1) == ours[:24]
+    assert loader_order(train, steps=3, batch=8, seed=2) != ours[:24]
+
+
+def test_rewriting_one_section_keeps_the_others_and_the_notes(tmp_path: Path, monkeypatch) -> None:
+    out = tmp_path / "BENCHMARKS.md"
+    monkeypatch.setattr(bench_main, "OUT", out)
+    points = [
+        {"engine": engine, "n": 1, "length": 32, "tokens": 256, "tokens_per_s": rate}
+        for engine, rate in (("vllm", 3000.0), ("hf", 1500.0))
+    ]
+    bench_main.write({"rollout": points}, {"rollout": 1.0})
+    out.write_text(out.read_text() + f"\n{bench_main.NOTES}\n\nhand-written analysis\n")
+    scaling = [
+        {"prompts": 4, "max_response_length": 48, "step": 0.5, "gen": 0.2, "update": 0.1,
+         "response_length": 48.0, "peak_rss_gb": 2.5}
+    ]  # fmt: skip
+    bench_main.write({"scaling": scaling}, {"scaling": 2.0})
+    text = out.read_text()
+    assert "| 1 | 32 | 3000 | 1500 | 2.0× |" in text, "the rollout table survives a scaling rerun"
+    assert "| 4 | 48 | 48 | 0.50 |" in text
+    assert text.rstrip().endswith("hand-written analysis")
+    assert "Not run yet: `python -m bench peer`" in text
+
+
+def test_unknown_benchmark_names_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        bench_main.main(["nonsense"])
+    assert "unknown benchmark" in capsys.readouterr().err

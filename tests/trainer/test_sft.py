@@ -260,16 +260,36 @@ def test_resumed_run_ends_with_the_same_weights(straight_run, tiny_dir, sft_dir,
 
 
 @pytest.mark.slow
-def test_rl_run_starts_from_the_sft_model(straight_run, tiny_dir, tmp_path) -> None:
+def test_merged_sft_checkpoint_starts_an_rl_run(straight_run, tiny_dir, tmp_path) -> None:
+    """SFT → merge → RL in one environment: the merger turns the last SFT checkpoint into the same weights the
+    trainer exported itself, and an RL run starts from the merged folder."""
+    from safetensors.torch import load_file
+
+    merged = tmp_path / "merged"
+    merge = subprocess.run(
+        [sys.executable, "scripts/model_merger.py", "--local_dir", str(straight_run / "global_step_4" / "actor"),
+         "--target_dir", str(merged), "--dtype", "fp32"],
+        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert merge.returncode == 0, merge.stdout[-2000:] + merge.stderr[-4000:]
+    exported = load_file(straight_run / "hf_model" / "model.safetensors")
+    ours = {}
+    for shard in merged.glob("*.safetensors"):
+        ours.update(load_file(shard))
+    assert ours.keys() == exported.keys()
+    for name in exported:
+        torch.testing.assert_close(ours[name], exported[name], rtol=0, atol=0)
+
+    run_dir = tmp_path / "rl"
     command = [
         sys.executable, "-m", "verl.trainer.main", f"config={RL_CONFIG}",
-        f"worker.actor.model.model_path={straight_run / 'hf_model'}",
+        f"worker.actor.model.model_path={merged}",
         f"data.train_files={tiny_dir / 'data' / 'train.parquet'}", f"data.val_files={tiny_dir / 'data' / 'val.parquet'}",
-        f"trainer.save_checkpoint_path={tmp_path}", "trainer.max_steps=1", "trainer.val_before_train=false",
+        f"trainer.save_checkpoint_path={run_dir}", "trainer.max_steps=1", "trainer.val_before_train=false",
         "trainer.val_freq=-1", "trainer.save_freq=1", "data.max_response_length=48", "trainer.ray_num_cpus=4",
     ]  # fmt: skip
     proc = subprocess.run(command, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 1 and rows[-1]["reward/overall"] == rows[-1]["reward/overall"]
-    assert (tmp_path / "global_step_1" / "actor" / "meta.json").is_file()
+    assert (run_dir / "global_step_1" / "actor" / "meta.json").is_file()

@@ -15,7 +15,9 @@ from pathlib import Path
 PANELS = {
     "reward": lambda k: k.startswith("reward/") and not k.endswith(("_missing", "leak_guarded")),
     "response length": lambda k: k in ("response_length/mean", "response_length/max"),
-    "KL / entropy": lambda k: k in ("actor/kl_loss", "actor/reference_kl", "actor/entropy_old", "actor/reward_kl"),
+    "KL / entropy": lambda k: (
+        k in ("actor/kl_loss", "actor/reference_kl", "actor/entropy_old", "actor/entropy", "actor/reward_kl")
+    ),
     "validation": lambda k: k in ("val/overall", "val/blind_accuracy", "val/language_shortcut_rate"),
 }
 

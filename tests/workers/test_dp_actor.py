@@ -136,3 +136,15 @@ def test_on_policy_update_without_old_log_probs_equals_the_recomputed_one(model,
     assert sum(float((reused[k] - start[k]).abs().sum()) for k in reused) > 0, "the update must change the weights"
     for key in recomputed:
         torch.testing.assert_close(reused[key], recomputed[key], atol=1e-6, rtol=1e-5)
+
+
+def test_on_policy_update_logs_the_entropy_the_skipped_pass_would_have(model, batch) -> None:
+    data = _prepared(model, batch)
+    data.batch.pop("old_log_probs")
+    clone = copy.deepcopy(model)
+    actor = DataParallelActor(_actor_config(), clone, torch.optim.SGD(clone.parameters(), lr=0.1))
+    entropies = actor.compute_log_prob(data, with_entropy=True).batch["entropies"]
+    mask = data.batch["response_mask"]
+    expected = float((entropies * mask).sum() / mask.sum())
+    metrics = actor.update_policy(data)
+    assert metrics["actor/entropy"] == [pytest.approx(expected, rel=1e-5)]

@@ -242,8 +242,8 @@ class ActorConfig:
     update takes its own log-probs (detached) as the old ones and the separate old-log-prob pass is skipped
     (a forward over the whole batch saved; the ratio is 1, as TRL's GRPO does it). ``True`` always runs that
     pass. The pass still runs when something needs the old log-probs before the update: a KL penalty in the
-    reward, or ``train_second_hop``. Without it, ``actor/entropy_old`` and ``actor/reference_kl`` are not
-    logged (``actor/kl_loss`` still is)."""
+    reward, or ``train_second_hop``. Without it the entropy is logged from the update (``actor/entropy``)
+    instead of ``actor/entropy_old``, and ``actor/reference_kl`` is not logged (``actor/kl_loss`` still is)."""
     padding_free: bool = True
     """drop padding and pack sequences in the forward pass"""
     dynamic_batching: bool = False

@@ -164,10 +164,12 @@ class DataParallelActor:
     def _micro_loss(self, micro: DataProto, temperature: float) -> tuple[torch.Tensor, dict[str, float]]:
         cfg, batch = self.config, micro.batch
         mask = batch["response_mask"]
-        with_entropy = cfg.entropy_coeff != 0
+        # No old log-probs: the trainer found the update on-policy, so the old policy is this one, and the
+        # entropy the old pass would have logged is measured here instead.
+        on_policy = "old_log_probs" not in batch
+        with_entropy = cfg.entropy_coeff != 0 or on_policy
         log_probs, entropy = self._forward(micro, temperature, with_entropy)
-        # No old log-probs: the trainer found the update on-policy, so the old policy is this one.
-        old_log_probs = batch["old_log_probs"] if "old_log_probs" in batch else log_probs.detach()
+        old_log_probs = log_probs.detach() if on_policy else batch["old_log_probs"]
         pg_loss, metrics = core_algos.compute_policy_loss(
             old_log_probs=old_log_probs,
             log_probs=log_probs,
@@ -182,10 +184,13 @@ class DataParallelActor:
         loss = pg_loss
         out = {f"actor/{k}": float(v) for k, v in metrics.items()}
         out["actor/pg_loss"] = float(pg_loss.detach())
-        if with_entropy:
+        if cfg.entropy_coeff != 0:
             entropy_loss = core_algos.aggregate_loss(entropy, mask, cfg.loss_avg_mode)
             loss = loss - cfg.entropy_coeff * entropy_loss
             out["actor/entropy"] = float(entropy_loss.detach())
+        elif entropy is not None:
+            out["actor/entropy"] = float(core_algos.aggregate_loss(entropy.detach(), mask, cfg.loss_avg_mode))
+            del entropy  # frees the entropy branch of the graph before the backward
         if cfg.use_kl_loss and not cfg.disable_kl:
             kl = core_algos.compute_kl(log_probs, batch["ref_log_probs"], cfg.kl_penalty)
             kl_loss = core_algos.aggregate_loss(kl, mask, cfg.loss_avg_mode)

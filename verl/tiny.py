@@ -532,7 +532,7 @@ def warm_start(
             labels[i, :n] = -100
         inputs.pop("mm_token_type_ids", None)
         loss = model(**inputs, labels=labels).loss
-        first_loss = float(loss) if first_loss is None else first_loss
+        first_loss = loss.item() if first_loss is None else first_loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

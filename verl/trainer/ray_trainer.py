@@ -141,6 +141,11 @@ class RayPPOTrainer:
         self.train_dataset = None if t.val_only else self._dataset(d.train_files)
         if self.train_dataset is not None:
             batch = d.mini_rollout_batch_size or d.rollout_batch_size
+            if len(self.train_dataset) < batch:
+                raise ValueError(
+                    f"{d.train_files}: {len(self.train_dataset)} usable rows, fewer than one batch of {batch} "
+                    "(data.rollout_batch_size, or data.mini_rollout_batch_size when set)"
+                )
             self.train_loader = ResumableDataLoader(
                 self.train_dataset, batch, shuffle=d.shuffle, seed=d.seed, num_workers=d.dataloader_num_workers
             )

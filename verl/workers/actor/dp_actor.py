@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from ...protocol import DataProto
@@ -38,6 +39,16 @@ def _multimodal_kwargs(rows: np.ndarray | None) -> dict[str, torch.Tensor]:
     if not present:
         return {}
     return {key: torch.cat([r[key] for r in present], dim=0) for key in present[0]}
+
+
+def _finite_on_every_rank(loss: torch.Tensor) -> bool:
+    """Whether the loss is finite here and on every other data-parallel rank. The ranks must agree before
+    anyone skips the backward: a rank that skips alone leaves the others waiting in FSDP's gradient
+    reduce-scatter."""
+    finite = torch.isfinite(loss.detach()).to(torch.int32)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    return bool(finite.item())
 
 
 def _gather_response_log_probs(
@@ -220,7 +231,7 @@ class DataParallelActor:
                 finite = True
                 for micro in _micro_batches(mini, cfg.micro_batch_size_per_device_for_update):
                     loss, micro_metrics = self._micro_loss(micro, temperature)
-                    if not torch.isfinite(loss):
+                    if not _finite_on_every_rank(loss):
                         finite = False
                         break
                     (loss * self._loss_weight(micro, mini)).backward()

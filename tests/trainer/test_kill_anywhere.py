@@ -14,9 +14,11 @@ same command:
 Where in a phase each kill lands is drawn from a seeded generator: a random share of the phase's duration
 in the reference run, counted from the moment ``progress.json`` says the phase began.
 
-With ``worker.rollout.seeded_requests`` the rollouts do not depend on the engine's random state, so the
-killed run must match the reference exactly: the same steps, each logged once, the same data order per
-step, and checkpoints whose weights, optimizer state, scheduler, RNG and data-loader position are equal.
+The killed run must match the reference exactly: the same steps, each logged once, the same data order per
+step, the same rewards and losses, and checkpoints whose weights, optimizer state, scheduler, RNG and
+data-loader position are equal. That holds because the vLLM engine runs inside the worker and samples from
+the worker's torch random state, which the checkpoint saves and the resume restores: a resumed run draws
+the very rollouts the uninterrupted one drew.
 """
 
 from __future__ import annotations
@@ -62,7 +64,6 @@ def _command(tiny_dir: Path, run_dir: Path) -> list[str]:
         "trainer.logger=[file]",
         "trainer.ray_num_cpus=4",
         "data.max_response_length=48",
-        "worker.rollout.seeded_requests=true",
     ]
 
 

@@ -1,5 +1,5 @@
 """The trainer's recovery pieces without Ray: the non-finite guard, the worker-failure message, the progress
-file, trimming logs on resume and per-request rollout seeds. End to end: ``test_kill_anywhere.py``."""
+file and trimming logs on resume. End to end: ``test_kill_anywhere.py``."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from verl.trainer import TrainingAborted
 from verl.trainer.config import PPOConfig
 from verl.trainer.ray_trainer import RayPPOTrainer, drop_rows_after
 from verl.utils import checkpoint as ckpt
-from verl.utils.config_utils import ConfigError, load_config
-from verl.workers.rollout.base import request_seeds
+from verl.utils.config_utils import load_config
 
 
 class _Loader:
@@ -98,18 +97,3 @@ def test_drop_rows_after_keeps_earlier_steps_and_drops_a_torn_line(tmp_path) -> 
     assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [0, 1, 2]
     assert drop_rows_after(str(path), 2) == 0
     assert drop_rows_after(str(tmp_path / "missing.jsonl"), 0) == 0
-
-
-def test_request_seeds_are_a_function_of_step_call_and_row() -> None:
-    seeds = request_seeds(1, 3, 1, rows=8, n=4)
-    assert seeds.tolist() == request_seeds(1, 3, 1, rows=8, n=4).tolist()
-    samples = {int(s) + i for s in seeds for i in range(4)}  # vLLM seeds a prompt's samples seed + i
-    assert len(samples) == 32 and max(samples) < 2**31
-    assert seeds.tolist() != request_seeds(1, 4, 1, rows=8, n=4).tolist()
-    assert seeds.tolist() != request_seeds(1, 3, 2, rows=8, n=4).tolist()
-    assert seeds.tolist() != request_seeds(2, 3, 1, rows=8, n=4).tolist()
-
-
-def test_seeded_requests_need_vllm() -> None:
-    with pytest.raises(ConfigError, match="seeded_requests"):
-        load_config(PPOConfig, ["worker.rollout.seeded_requests=true", "worker.rollout.name=hf"])

@@ -13,7 +13,7 @@ from verl.models.rope import get_rope_index
 from verl.protocol import DataProto, collate_fn
 from verl.utils.dataset import RLHFDataset
 from verl.workers.rollout import build_rollout
-from verl.workers.rollout.base import request_seeds, sampling_settings
+from verl.workers.rollout.base import sampling_settings
 
 RESPONSE_LENGTH = 12
 
@@ -244,21 +244,6 @@ def test_vllm_greedy_and_validate_overrides(vllm_engine, prompts, tiny_tokenizer
     validated = vllm_engine.generate_sequences(_with_meta(prompts, validate=True))
     assert len(validated) == 3, "val_override_config sets n=1"
     assert torch.equal(validated.batch["responses"], greedy.batch["responses"][:3]), "and temperature 0"
-
-
-@pytest.mark.slow
-def test_vllm_seeded_requests_repeat_their_draws_whatever_the_engine_did_before(vllm_engine, prompts) -> None:
-    seeded = DataProto.from_dict(
-        tensors=dict(prompts.batch.items()),
-        non_tensors={**prompts.non_tensor_batch, "sampling_seed": request_seeds(0, 1, 1, len(prompts), 4)},
-        meta_info={"n": 4},
-    )
-    first = vllm_engine.generate_sequences(seeded).batch["responses"]
-    unseeded = [vllm_engine.generate_sequences(_with_meta(prompts, n=4)).batch["responses"] for _ in range(2)]
-    again = vllm_engine.generate_sequences(seeded).batch["responses"]
-    assert torch.equal(first, again)
-    assert not torch.equal(unseeded[0], unseeded[1]), "without seeds the engine's running random state decides"
-    assert len({tuple(row.tolist()) for row in first[:4]}) > 1, "a prompt's n samples get different seeds"
 
 
 @pytest.mark.slow

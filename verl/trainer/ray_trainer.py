@@ -28,7 +28,6 @@ from ..utils.dataset import ResumableDataLoader, RLHFDataset
 from ..utils.tokenizer import get_processor, get_tokenizer
 from ..utils.tracking import Tracking
 from ..workers.reward.reward_manager import RewardManager
-from ..workers.rollout.base import request_seeds
 from . import TrainingAborted, core_algos
 from .balance import balanced_order
 from .config import PPOConfig
@@ -108,7 +107,6 @@ class RayPPOTrainer:
         self._build_data()
         self.global_step = 0
         self.phase = "start"
-        self._generate_calls = 0  # sampled generate calls so far in this step (seeds the requests)
         self._nonfinite_streak = 0
         self.actor_rollout = self.critic = None
         self._group_roles: dict[str, str] = {}
@@ -201,7 +199,6 @@ class RayPPOTrainer:
 
     def _policy_generate(self, prompt_ids: list[list[int]]) -> tuple[list[str], DataProto]:
         batch = build_text_prompts(prompt_ids, self.tokenizer.pad_token_id, multimodal=self.processor is not None)
-        self._seed_requests(batch, self.hop_cfg.n)
         batch.meta_info.update(
             n=self.hop_cfg.n,
             max_tokens=self.hop_cfg.max_tokens,
@@ -240,16 +237,6 @@ class RayPPOTrainer:
             blind[i] = answer
         batch.non_tensor_batch["blind_answer"] = blind
         return result
-
-    def _seed_requests(self, gen: DataProto, n: int) -> None:
-        """With ``worker.rollout.seeded_requests``, give each prompt of this sampled call its own seed."""
-        rollout = self.config.worker.rollout
-        if not rollout.seeded_requests:
-            return
-        self._generate_calls += 1
-        gen.non_tensor_batch["sampling_seed"] = request_seeds(
-            rollout.seed, self.global_step, self._generate_calls, len(gen), n
-        )
 
     def _enter(self, phase: str) -> None:
         """Record the step and phase in ``<run>/progress.json``: after a kill or a hang it shows where the run
@@ -318,7 +305,6 @@ class RayPPOTrainer:
                     k for k in ("raw_prompt_ids", "multi_modal_data") if k in batch.non_tensor_batch
                 ],
             )
-            self._seed_requests(gen, n)
             self._enter("rollout")
             start = time.perf_counter()
             out = self.actor_rollout.generate_sequences(gen)
@@ -399,7 +385,6 @@ class RayPPOTrainer:
         metrics: dict[str, Any] = {}
         timing: dict[str, float] = {}
         step_start = time.perf_counter()
-        self._generate_calls = 0
         batch = self._make_batch(metrics, timing)
         components = batch.meta_info.pop("components")
         second_hop = batch.meta_info.pop("second_hop", None)

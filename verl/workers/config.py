@@ -363,11 +363,6 @@ class RolloutConfig:
     top_k: int = -1
     """-1 disables top-k"""
     seed: int = 1
-    """engine seed; with ``seeded_requests`` also the base of every request's seed"""
-    seeded_requests: bool = False
-    """give every sampled request its own seed, derived from ``seed``, the step, the call and the row, so a run
-    resumed from a checkpoint draws the same rollouts as an uninterrupted one (vLLM only; vLLM then keeps one
-    random generator per request, which costs sampling time on large batches)"""
     limit_images: int = 0
     """most images per prompt the engine reserves memory for; 0 = the engine's default"""
     dtype: Dtype = "bf16"
@@ -401,11 +396,6 @@ class RolloutConfig:
         require(0.0 < self.top_p <= 1.0, "top_p", f"must be in (0, 1], got {self.top_p}")
         require(self.top_k == -1 or self.top_k >= 1, "top_k", f"must be -1 (off) or >= 1, got {self.top_k}")
         require(self.limit_images >= 0, "limit_images", f"must be >= 0, got {self.limit_images}")
-        require(
-            not self.seeded_requests or self.name == "vllm",
-            "seeded_requests",
-            f"needs worker.rollout.name=vllm (the {self.name} engine has no per-request seeds)",
-        )
         require(
             0.0 < self.gpu_memory_utilization <= 1.0,
             "gpu_memory_utilization",

@@ -10,8 +10,7 @@
 ``R`` is the call's ``max_tokens`` (``meta_info``) or the configured response length. Per-call sampling
 overrides come through ``meta_info``: ``n``, ``temperature``, ``top_p``, ``top_k``, ``max_tokens``,
 ``do_sample`` (False: greedy, n=1) and ``validate`` (True: apply ``val_override_config``). That is how the
-self-reward hop asks the same engine for one short, text-only answer per description. A non-tensor
-``sampling_seed`` column (see :func:`request_seeds`) seeds each prompt's samples.
+self-reward hop asks the same engine for one short, text-only answer per description.
 
 The output's ``meta_info`` holds ``generated_tokens`` (response tokens under the mask), ``timing/generate``
 (seconds) and ``cut_at_placeholder`` (see :func:`build_output`); the input's ``meta_info`` is not copied.
@@ -19,7 +18,6 @@ The output's ``meta_info`` holds ``generated_tokens`` (response tokens under the
 
 from __future__ import annotations
 
-import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -66,16 +64,6 @@ def sampling_settings(config: Any, meta: dict[str, Any]) -> SamplingSettings:
         max_tokens=int(values["max_tokens"]),
         greedy=greedy,
     )
-
-
-def request_seeds(base_seed: int, step: int, call: int, rows: int, n: int) -> np.ndarray:
-    """One sampling seed per prompt row of a generate call, from the run's seed, the step and the call's
-    number within the step (not from any engine state), so a resumed run asks for the same draws.
-
-    vLLM gives the ``n`` samples of a prompt seeds ``seed + i``; rows are spaced ``n`` apart so no two samples
-    of one call share a seed."""
-    start = zlib.crc32(f"{base_seed}:{step}:{call}".encode()) % (2**31 - rows * n - 1)
-    return np.arange(rows, dtype=np.int64) * n + start
 
 
 def response_positions(prompt_positions: torch.Tensor, response_length: int) -> torch.Tensor:

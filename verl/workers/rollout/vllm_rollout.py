@@ -175,18 +175,7 @@ class VLLMRollout(BaseRollout):
             detokenize=False,
         )
         own = self._engine_inputs(prompts)
-        seeds = prompts.non_tensor_batch.get("sampling_seed")
-        if seeds is not None and not s.greedy:
-            for item, seed in zip(own, seeds):
-                item["seed"] = int(seed)
         inputs, offset = self._gather_group(own)
-        if any("seed" in item for item in inputs):  # one SamplingParams per request, each with its seed
-            per_request = []
-            for item in inputs:
-                one = params.clone()
-                one.seed = item.pop("seed", None)
-                per_request.append(one)
-            params = per_request
         self.wake_up()
         start = time.perf_counter()
         outputs = self.llm.generate(inputs, params, use_tqdm=not self.config.disable_tqdm)

@@ -208,3 +208,24 @@ def test_reward_function_that_raises_names_itself(tiny_dir, tmp_path) -> None:
     )
     assert proc.returncode != 0
     assert "bad_reward.py:score raised ZeroDivisionError: oops" in proc.stderr
+
+
+def test_non_finite_updates_in_a_row_stop_the_run(tiny_dir, tmp_path) -> None:
+    # Finite scores (the reward manager accepts them) whose advantages overflow the policy loss to inf.
+    huge = tmp_path / "huge_reward.py"
+    huge.write_text("def score(inputs, **kw):\n    return [3.0e38 * (-1) ** i for i in range(len(inputs))]\n")
+    proc = _run(
+        tiny_dir,
+        tmp_path / "run",
+        f"worker.reward.reward_function={huge}:score",
+        "algorithm.self_reward.enable=false",
+        "algorithm.norm_adv_by_std_in_grpo=false",
+        "trainer.max_steps=4",
+        "trainer.max_consecutive_nonfinite_steps=2",
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "step 1: actor update skipped (1 mini-batch(es)): non-finite loss or grad norm" in proc.stderr
+    assert "training stopped: stopped at step 2: the actor update was skipped" in proc.stderr
+    assert "no complete checkpoint yet" in proc.stderr
+    rows = _metrics(tmp_path / "run")
+    assert [r["step"] for r in rows] == [1, 2] and all(r["actor/non_finite_skipped"] == 1.0 for r in rows)

@@ -171,6 +171,7 @@ BAD_ROWS = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # the huge image, refused anyway
 @pytest.mark.parametrize(("name", "bad", "reason", "kind"), BAD_ROWS, ids=[b[0] for b in BAD_ROWS])
 def test_a_bad_row_names_file_row_and_column(run_main, tmp_path: Path, name, bad, reason, kind) -> None:
     path = _rows_file(tmp_path / f"{name}.parquet", bad)
@@ -203,6 +204,7 @@ def test_fewer_usable_rows_than_a_batch_names_the_key(run_main, tmp_path: Path) 
     assert f"{path}: 5 usable rows, fewer than one batch of 8 (data.rollout_batch_size" in seen
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_skip_bad_rows_counts_every_kind_and_goes_on(run_main, tmp_path: Path) -> None:
     ok = {"problem": "<image>How many shapes?", "answer": "2", "images": _image(_png())}
     rows = [ok] * 8 + [{**ok, **bad} for _, bad, _, _ in BAD_ROWS]

@@ -162,7 +162,7 @@ def test_killed_anywhere_the_run_resumes_and_matches_an_uninterrupted_one(tiny_d
         log = tmp_path / f"attempt{attempt}.log"
         proc = _start(tiny_dir, killed_dir, log)
         _wait(proc, log, lambda: _progress(killed_dir) == (step, phase), f"step {step} {phase}")
-        time.sleep(rng.uniform(0.0, 0.5) * reference[step - 1][durations[phase]])
+        time.sleep(rng.uniform(0.0, 0.4) * reference[step - 1][durations[phase]])
         _kill_job(proc)
         landed.append(("job", *_progress(killed_dir)))
 
@@ -188,7 +188,7 @@ def test_killed_anywhere_the_run_resumes_and_matches_an_uninterrupted_one(tiny_d
     _wait(proc, log, lambda: "worker pids by rank" in log.read_text(), "the worker pids")
     pid = int(re.search(r"actor_rollout_ref worker pids by rank: \[(\d+)", log.read_text()).group(1))
     _wait(proc, log, lambda: _progress(killed_dir) == (4, "rollout"), "step 4 rollout")
-    time.sleep(rng.uniform(0.0, 0.5) * reference[3]["timing/gen"])
+    time.sleep(rng.uniform(0.0, 0.4) * reference[3]["timing/gen"])
     os.kill(pid, signal.SIGKILL)
     landed.append(("worker", *_progress(killed_dir)))
     try:

@@ -1,15 +1,14 @@
 """End to end on the CPU with the tiny assets: the GRPO loop with and without the self-reward hop, its
-variants, the HF engine, validation only, an external hop server, resume after a hard kill, and errors."""
+variants, the HF engine, validation only, an external hop server, and errors. Kills and resumes:
+``test_kill_anywhere.py``."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -201,50 +200,6 @@ def test_external_hop_against_a_local_server(tiny_dir, tmp_path) -> None:
     assert all(r["self_reward/external_error_rate"] == 0.0 for r in rows if "self_reward/external_error_rate" in r)
 
 
-def test_resume_after_hard_kill_continues_with_the_same_data(tiny_dir, tmp_path) -> None:
-    common = (
-        "trainer.max_steps=3",
-        "trainer.save_freq=1",
-        "trainer.val_freq=-1",
-        "algorithm.self_reward.enable=false",
-        "worker.reward.reward_function=verl.rewards.functions:seethink_reward",
-    )
-    reference_dir = tmp_path / "reference"
-    _ok(
-        _run(
-            tiny_dir,
-            reference_dir,
-            *common,
-            "trainer.response_path=" + str(reference_dir / "r.jsonl"),
-            "trainer.logger=[file]",
-        )
-    )
-    reference = _metrics(reference_dir)
-
-    killed_dir = tmp_path / "killed"
-    proc = subprocess.Popen(
-        _command(tiny_dir, killed_dir, *common, "trainer.logger=[file]"),
-        cwd=REPO,
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.time() + 300
-    while not (killed_dir / "global_step_2" / "COMPLETE").exists():
-        assert proc.poll() is None and time.time() < deadline, "run ended before step 2's checkpoint"
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    (killed_dir / "global_step_3").mkdir(exist_ok=True)  # a torn folder without marker must be ignored
-    _ok(_run(tiny_dir, killed_dir, *common, "trainer.logger=[file]"))
-    rows = _metrics(killed_dir)
-    resumed = [r for r in rows if r["step"] == 3]
-    assert len(resumed) == 1 and resumed[0]["training/global_step"] == 3.0
-    assert resumed[0]["data/first_dataset_index"] == reference[-1]["data/first_dataset_index"]
-    assert resumed[0]["data/dataset_index_digest"] == reference[-1]["data/dataset_index_digest"]
-
-
 def test_reward_function_that_raises_names_itself(tiny_dir, tmp_path) -> None:
     bad = tmp_path / "bad_reward.py"
     bad.write_text("def score(inputs, **kw):\n    raise ZeroDivisionError('oops')\n")
@@ -253,3 +208,24 @@ def test_reward_function_that_raises_names_itself(tiny_dir, tmp_path) -> None:
     )
     assert proc.returncode != 0
     assert "bad_reward.py:score raised ZeroDivisionError: oops" in proc.stderr
+
+
+def test_non_finite_updates_in_a_row_stop_the_run(tiny_dir, tmp_path) -> None:
+    # Finite scores (the reward manager accepts them) whose advantages overflow the policy loss to inf.
+    huge = tmp_path / "huge_reward.py"
+    huge.write_text("def score(inputs, **kw):\n    return [3.0e38 * (-1) ** i for i in range(len(inputs))]\n")
+    proc = _run(
+        tiny_dir,
+        tmp_path / "run",
+        f"worker.reward.reward_function={huge}:score",
+        "algorithm.self_reward.enable=false",
+        "algorithm.norm_adv_by_std_in_grpo=false",
+        "trainer.max_steps=4",
+        "trainer.max_consecutive_nonfinite_steps=2",
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "step 1: actor update skipped (1 mini-batch(es)): non-finite loss or grad norm" in proc.stderr
+    assert "training stopped: stopped at step 2: the actor update was skipped" in proc.stderr
+    assert "no complete checkpoint yet" in proc.stderr
+    rows = _metrics(tmp_path / "run")
+    assert [r["step"] for r in rows] == [1, 2] and all(r["actor/non_finite_skipped"] == 1.0 for r in rows)

@@ -98,9 +98,10 @@ def test_update_lowers_the_policy_loss_on_a_fixed_batch(model, batch) -> None:
         metrics = actor.update_policy(data)
     assert surrogate() < before
     assert all(torch.isfinite(torch.tensor(v)).all() for v in metrics["actor/grad_norm"])
+    assert metrics["actor/non_finite_skipped"] == [0.0]
 
 
-def test_non_finite_loss_skips_the_update(model, batch) -> None:
+def test_non_finite_loss_skips_the_update(model, batch, caplog) -> None:
     data = _prepared(model, batch)
     data.batch["advantages"] = data.batch["advantages"] * float("nan")
     clone = copy.deepcopy(model)
@@ -108,6 +109,7 @@ def test_non_finite_loss_skips_the_update(model, batch) -> None:
     actor = DataParallelActor(_actor_config(), clone, torch.optim.SGD(clone.parameters(), lr=0.1))
     metrics = actor.update_policy(data)
     assert metrics["actor/non_finite_skipped"] == [1.0] and actor.non_finite_updates == 1
+    assert "skipped an actor update: the loss is not finite" in caplog.text
     for key, value in clone.named_parameters():
         assert torch.equal(value, before[key])
 

@@ -124,3 +124,24 @@ def test_fsdp1_on_cpu_ranks_is_refused_with_a_clear_error(ray_local, tiny_vl) ->
             group.init_model()
     finally:
         group.shutdown()
+
+
+@pytest.mark.slow
+def test_a_non_finite_loss_on_one_rank_skips_the_update_on_every_rank(actor_group, make_vl_batch) -> None:
+    from verl.single_controller import Dispatch
+
+    batch = make_vl_batch(rows=4)
+    data = copy.copy(batch)
+    data.batch = batch.batch.clone()
+    data.batch["old_log_probs"] = actor_group.compute_log_probs(batch).batch["old_log_probs"]
+    advantages = torch.tensor([1.0, -1.0, 1.0, float("nan")])  # only rank 1's rows (2, 3) see the NaN
+    data.batch["advantages"] = advantages[:, None] * data.batch["response_mask"]
+    before = actor_group.actor_state_dict()
+    # Not blocking, so that ranks stuck in a collective fail the test instead of hanging it.
+    future = actor_group._call("update_actor", Dispatch.DP_COMPUTE_PROTO, False, (data,), {})
+    metrics = future.get(timeout_s=120).meta_info["metrics"]
+    # the driver sees rank 0's metrics: rank 0's own loss was finite, it skipped because rank 1's was not
+    assert metrics["actor/non_finite_skipped"] == [1.0], metrics
+    assert not metrics.get("actor/grad_norm")
+    after = actor_group.actor_state_dict()
+    assert all(torch.equal(after[name], before[name]) for name in before), "no rank applied the update"

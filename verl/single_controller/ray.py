@@ -41,12 +41,15 @@ _SHUTDOWN_WAIT_S = 10.0
 class WorkerError(RuntimeError):
     """A worker failed during a group call; the message names the worker class, the method and the rank.
 
-    ``cause`` is the original Ray error (also chained as ``__cause__``).
+    ``cause`` is the original Ray error (also chained as ``__cause__``); ``group`` the group's name prefix.
     """
 
-    def __init__(self, message: str, *, worker_class: str, method: str, rank: int, cause: BaseException) -> None:
+    def __init__(
+        self, message: str, *, worker_class: str, method: str, rank: int, cause: BaseException, group: str = ""
+    ) -> None:
         super().__init__(message)
         self.worker_class, self.method, self.rank, self.cause = worker_class, method, rank, cause
+        self.group = group  # the group's name prefix, e.g. "actor" or "critic"
 
 
 @dataclass(frozen=True)
@@ -389,7 +392,7 @@ class RayWorkerGroup:
             message = f"{cls} {where} became unreachable during {method}: {err}"
         else:
             message = f"{cls}.{method} failed on {where}: {type(err).__name__}: {err}"
-        return WorkerError(message, worker_class=cls, method=method, rank=rank, cause=err)
+        return WorkerError(message, worker_class=cls, method=method, rank=rank, cause=err, group=self.name_prefix)
 
     def __getattr__(self, name: str) -> Any:
         worker_cls = self.__dict__.get("_worker_cls")

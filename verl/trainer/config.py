@@ -356,6 +356,9 @@ class TrainerConfig:
     """seed of model init and sampling"""
     ray_num_cpus: int | None = None
     """CPUs Ray may use; ``None`` = all"""
+    max_consecutive_nonfinite_steps: int = 5
+    """stop the run when this many steps in a row skipped an actor update because the loss or grad norm was
+    NaN/inf (each skip is logged and counted in ``actor/non_finite_skipped``); -1 = never stop"""
 
     @property
     def world_size(self) -> int:
@@ -369,7 +372,7 @@ class TrainerConfig:
         require(
             self.max_steps is None or self.max_steps >= 1, "max_steps", f"must be >= 1 or null, got {self.max_steps}"
         )
-        for name in ("val_freq", "save_freq", "save_limit", "max_try_make_batch"):
+        for name in ("val_freq", "save_freq", "save_limit", "max_try_make_batch", "max_consecutive_nonfinite_steps"):
             value = getattr(self, name)
             require(value == -1 or value >= 1, name, f"must be -1 (off/unlimited) or >= 1, got {value}")
         for name in ("critic_warmup", "val_generations_to_log"):

@@ -2,7 +2,8 @@
 
 Loads the config (dataclass defaults ← YAML ← command line), prints and saves it, starts Ray (a local
 instance, or the cluster named by ``RAY_ADDRESS``), builds the workers and runs the loop. Ctrl-C shuts the
-workers down before exiting.
+workers down before exiting; a run stopped by a dead worker or by too many non-finite steps prints why and
+exits with status 1 (rerun the same command to resume from the last complete checkpoint).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import sys
 
 from ..utils.config_utils import ConfigError, format_config, load_config
+from . import TrainingAborted
 from .config import PPOConfig
 
 
@@ -19,9 +21,12 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     config = load_config(PPOConfig, argv if argv is not None else sys.argv[1:])
     print(format_config(config), flush=True)
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process engine, as RL frameworks run it
-    import ray
-
     from .ray_trainer import RayPPOTrainer
+
+    # Tokenizer, model config, datasets and reward functions are checked here, before Ray starts: bad input
+    # fails in seconds.
+    trainer = RayPPOTrainer(config)
+    import ray
 
     if not ray.is_initialized():
         runtime_env = {
@@ -31,7 +36,6 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
             ray.init(runtime_env=runtime_env)
         else:
             ray.init(num_cpus=config.trainer.ray_num_cpus, include_dashboard=False, runtime_env=runtime_env)
-    trainer = RayPPOTrainer(config)
     try:
         trainer.init_workers()
         return trainer.fit()
@@ -46,6 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"config error:\n{exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except TrainingAborted as exc:
+        print(f"training stopped: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     except KeyboardInterrupt:
         print(
             "interrupted: workers shut down; resume with the same command (trainer.resume_mode=auto)", file=sys.stderr

@@ -28,13 +28,15 @@ from ..utils.dataset import ResumableDataLoader, RLHFDataset
 from ..utils.tokenizer import get_processor, get_tokenizer
 from ..utils.tracking import Tracking
 from ..workers.reward.reward_manager import RewardManager
-from . import core_algos
+from . import TrainingAborted, core_algos
 from .balance import balanced_order
 from .config import PPOConfig
 from .metrics import compute_data_metrics, reduce_metrics
 from .self_reward import ExternalHop, HopResult, run_external_hop, run_hop
 
 logger = logging.getLogger(__name__)
+
+PROGRESS_FILE = "progress.json"
 
 
 def build_text_prompts(prompt_ids: list[list[int]], pad_id: int, multimodal: bool) -> DataProto:
@@ -104,7 +106,10 @@ class RayPPOTrainer:
         )
         self._build_data()
         self.global_step = 0
+        self.phase = "start"
+        self._nonfinite_streak = 0
         self.actor_rollout = self.critic = None
+        self._group_roles: dict[str, str] = {}
 
     # ------------------------------------------------------------------ data
 
@@ -134,6 +139,11 @@ class RayPPOTrainer:
         self.train_dataset = None if t.val_only else self._dataset(d.train_files)
         if self.train_dataset is not None:
             batch = d.mini_rollout_batch_size or d.rollout_batch_size
+            if len(self.train_dataset) < batch:
+                raise ValueError(
+                    f"{d.train_files}: {len(self.train_dataset)} usable rows, fewer than one batch of {batch} "
+                    "(data.rollout_batch_size, or data.mini_rollout_batch_size when set)"
+                )
             self.train_loader = ResumableDataLoader(
                 self.train_dataset, batch, shuffle=d.shuffle, seed=d.seed, num_workers=d.dataloader_num_workers
             )
@@ -167,11 +177,15 @@ class RayPPOTrainer:
         colocate = 2 if self.config.algorithm.use_critic else 1
         self.pool = RayResourcePool([t.n_gpus_per_node] * t.nnodes, use_gpu=use_gpu, max_colocate_count=colocate)
         role = "actor_rollout_ref" if self.config.algorithm.use_reference_policy else "actor_rollout"
+        self._group_roles = {"actor": role, "critic": "critic"}
         self.actor_rollout = RayWorkerGroup(self.pool, FSDPWorker, self.config.worker, role, name_prefix="actor")
         self.actor_rollout.init_model()
         if self.config.algorithm.use_critic:
             self.critic = RayWorkerGroup(self.pool, FSDPWorker, self.config.worker, "critic", name_prefix="critic")
             self.critic.init_model()
+        for group in (self.actor_rollout, self.critic):
+            if group is not None:
+                logger.info("%s worker pids by rank: %s", self._group_roles[group.name_prefix], group.pid())
         self._maybe_resume()
 
     def shutdown(self) -> None:
@@ -223,6 +237,14 @@ class RayPPOTrainer:
             blind[i] = answer
         batch.non_tensor_batch["blind_answer"] = blind
         return result
+
+    def _enter(self, phase: str) -> None:
+        """Record the step and phase in ``<run>/progress.json``: after a kill or a hang it shows where the run
+        was, and the error of a failing worker names it."""
+        self.phase = phase
+        ckpt.write_json_atomic(
+            os.path.join(self.run_dir, PROGRESS_FILE), {"step": self.global_step, "phase": phase, "time": time.time()}
+        )
 
     def _decode_responses(self, batch: DataProto) -> list[str]:
         lengths = batch.batch["response_mask"].sum(-1).tolist()
@@ -283,6 +305,7 @@ class RayPPOTrainer:
                     k for k in ("raw_prompt_ids", "multi_modal_data") if k in batch.non_tensor_batch
                 ],
             )
+            self._enter("rollout")
             start = time.perf_counter()
             out = self.actor_rollout.generate_sequences(gen)
             timing["gen"] = timing.get("gen", 0.0) + time.perf_counter() - start
@@ -298,6 +321,8 @@ class RayPPOTrainer:
             if alg.adv_estimator == "remax":
                 self._remax_baseline(gen, batch)
 
+            if self.hop_cfg.enable:
+                self._enter("self_reward_hop")
             start = time.perf_counter()
             hop = self._self_reward_hop(batch)
             if hop is not None:
@@ -308,6 +333,7 @@ class RayPPOTrainer:
                 if self.hop_cfg.train_second_hop and getattr(hop, "output", None) is not None:
                     batch.meta_info["second_hop"] = (hop, hop.output)
 
+            self._enter("reward")
             start = time.perf_counter()
             scores, components = self.reward_fn.compute_reward(batch)
             timing["reward"] = timing.get("reward", 0.0) + time.perf_counter() - start
@@ -371,6 +397,7 @@ class RayPPOTrainer:
         if second_hop is None:  # the second hop's rows are matched to the batch by position
             batch, components = self._balance(batch, components)
 
+        self._enter("log_probs")
         if not self.skip_old_log_probs:
             start = time.perf_counter()
             batch = batch.union(self.actor_rollout.compute_log_probs(batch))
@@ -402,6 +429,7 @@ class RayPPOTrainer:
         timing["adv"] = time.perf_counter() - start
 
         if self.critic is not None:
+            self._enter("update_critic")
             start = time.perf_counter()
             critic_out = self.critic.update_critic(batch)
             metrics.update(reduce_metrics(critic_out.meta_info["metrics"]))
@@ -412,6 +440,7 @@ class RayPPOTrainer:
             if second_hop is not None:
                 update_batch = self._with_second_hop(batch, components, *second_hop)
                 metrics["self_reward/second_hop_trained_rows"] = len(update_batch) - len(batch)
+            self._enter("update_actor")
             start = time.perf_counter()
             actor_out = self.actor_rollout.update_actor(update_batch)
             metrics.update(reduce_metrics(actor_out.meta_info["metrics"]))
@@ -617,19 +646,69 @@ class RayPPOTrainer:
         if t.resume_mode == "disable" or self.train_dataset is None:
             return
         path = t.load_checkpoint_path if t.resume_mode == "path" else ckpt.find_latest(t.save_checkpoint_path)
-        if path is None:
+        if path is not None:
+            state = ckpt.read_trainer_state(path)
+            self.actor_rollout.load_checkpoint(os.path.join(path, "actor"))
+            if self.critic is not None:
+                self.critic.load_checkpoint(os.path.join(path, "critic"))
+            self.train_loader.load_state_dict(state["dataloader"])
+            self.global_step = int(state["global_step"])
+            logger.info("resumed from %s at step %d", path, self.global_step)
+        # Rows a killed attempt logged after this point are redone now: drop them so each step is logged once.
+        keep = self.global_step if path is not None else -1
+        dropped = drop_rows_after(os.path.join(self.run_dir, "metrics.jsonl"), keep)
+        dropped += drop_rows_after(t.response_path, keep)
+        if dropped:
+            logger.info("dropped %d logged row(s) after step %d from an interrupted attempt", dropped, keep)
+
+    def _last_checkpoint(self) -> str:
+        latest = ckpt.find_latest(self.config.trainer.save_checkpoint_path)
+        return f"last complete checkpoint: {latest}" if latest else "no complete checkpoint yet"
+
+    def _check_finite(self, metrics: dict[str, Any]) -> None:
+        """Count steps in a row whose actor update skipped a mini-batch for a NaN/inf loss or grad norm; warn
+        on each and stop after ``trainer.max_consecutive_nonfinite_steps``."""
+        skipped = metrics.get("actor/non_finite_skipped", 0.0)
+        if not skipped:
+            self._nonfinite_streak = 0
             return
-        state = ckpt.read_trainer_state(path)
-        self.actor_rollout.load_checkpoint(os.path.join(path, "actor"))
-        if self.critic is not None:
-            self.critic.load_checkpoint(os.path.join(path, "critic"))
-        self.train_loader.load_state_dict(state["dataloader"])
-        self.global_step = int(state["global_step"])
-        logger.info("resumed from %s at step %d", path, self.global_step)
+        self._nonfinite_streak += 1
+        limit = self.config.trainer.max_consecutive_nonfinite_steps
+        logger.warning(
+            "step %d: actor update skipped (%g mini-batch(es)): non-finite loss or grad norm; %d step(s) in a row "
+            "(limit trainer.max_consecutive_nonfinite_steps=%d)",
+            self.global_step,
+            skipped,
+            self._nonfinite_streak,
+            limit,
+        )
+        if limit != -1 and self._nonfinite_streak >= limit:
+            raise TrainingAborted(
+                f"stopped at step {self.global_step}: the actor update was skipped for a non-finite loss or grad "
+                f"norm {self._nonfinite_streak} steps in a row (trainer.max_consecutive_nonfinite_steps={limit}). "
+                "Check the learning rate, the rewards and the data of these steps; "
+                f"{self._last_checkpoint()} (resume_mode=auto starts from it)"
+            )
+
+    def _worker_failure(self, exc: Exception) -> TrainingAborted:
+        role = self._group_roles.get(getattr(exc, "group", ""), getattr(exc, "group", "") or "unknown")
+        return TrainingAborted(
+            f"the {role} worker (rank {getattr(exc, 'rank', '?')}) failed during {getattr(exc, 'method', '?')} at "
+            f"step {self.global_step} (phase {self.phase}); {self._last_checkpoint()}, intact. Rerun the same "
+            "command to resume from it (trainer.resume_mode=auto). Cause:\n" + str(exc)
+        )
 
     # ------------------------------------------------------------------ the loop
 
     def fit(self) -> dict[str, float]:
+        from ..single_controller import WorkerError
+
+        try:
+            return self._fit()
+        except WorkerError as exc:
+            raise self._worker_failure(exc) from exc
+
+    def _fit(self) -> dict[str, float]:
         t = self.config.trainer
         self.tracking = Tracking(
             t.logger,
@@ -641,6 +720,7 @@ class RayPPOTrainer:
         )
         last_val: dict[str, float] = {}
         if t.val_only or (t.val_before_train and self.global_step == 0 and self.val_dataset is not None):
+            self._enter("validation")
             last_val = self.validate()
             self.tracking.log(last_val, step=self.global_step)
             if t.val_only:
@@ -652,9 +732,42 @@ class RayPPOTrainer:
             metrics["training/epoch"] = self.train_loader.epoch
             is_last = self.global_step >= self.total_steps
             if self.val_dataset is not None and t.val_freq > 0 and (self.global_step % t.val_freq == 0 or is_last):
+                self._enter("validation")
                 last_val = self.validate()
                 metrics.update(last_val)
-            if t.save_freq > 0 and (self.global_step % t.save_freq == 0 or is_last):
-                metrics["checkpoint/path"] = self.save_checkpoint()
+            save = t.save_freq > 0 and (self.global_step % t.save_freq == 0 or is_last)
+            if save:
+                metrics["checkpoint/path"] = str(ckpt.step_dir(t.save_checkpoint_path, self.global_step))
+            # Logged before the checkpoint: a kill while saving leaves a row that the resume drops and redoes.
             self.tracking.log(metrics, step=self.global_step)
+            self._check_finite(metrics)
+            if save:
+                self._enter("checkpoint")
+                self.save_checkpoint()
+        self._enter("done")
         return last_val
+
+
+def drop_rows_after(path: str, step: int) -> int:
+    """Rewrite a JSONL log (``metrics.jsonl``, ``responses.jsonl``) without rows whose ``step`` is above
+    ``step`` (a torn last line goes too); returns how many were dropped. Missing files are left alone."""
+    if not os.path.isfile(path):
+        return 0
+    kept, dropped = [], 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                dropped += 1
+                continue
+            if isinstance(row, dict) and int(row.get("step", 0)) > step:
+                dropped += 1
+            else:
+                kept.append(line if line.endswith("\n") else line + "\n")
+    if dropped:
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(kept)
+        os.replace(tmp, path)
+    return dropped

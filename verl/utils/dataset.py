@@ -119,6 +119,12 @@ def load_image(item: Any, image_dir: str | None = None) -> Image.Image:
         image = Image.open(path)
     else:
         raise ValueError(f"unsupported image value of type {type(item).__name__}")
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and image.width * image.height > limit:  # refuse before decoding: it would take width*height*3 bytes
+        raise ValueError(
+            f"image is {image.width}x{image.height} = {image.width * image.height} pixels, over the "
+            f"{limit} that are decoded (PIL.Image.MAX_IMAGE_PIXELS); downscale it"
+        )
     image.load()  # decode now so that truncated/corrupt files fail here
     return image.convert("RGB") if image.mode != "RGB" else image
 

@@ -9,7 +9,10 @@ def get_tokenizer(path: str, trust_remote_code: bool = False, **kwargs: Any) -> 
     """``AutoTokenizer.from_pretrained`` with a pad token guaranteed (falls back to EOS)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
+    except (OSError, ValueError) as exc:  # transformers' message often does not name the path
+        raise type(exc)(f"cannot load a tokenizer from {path!r} (a local model folder or a hub id): {exc}") from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

@@ -19,6 +19,7 @@ Batch sizes, in EasyR1's units:
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
@@ -50,6 +51,15 @@ LOSS_AVG_ALIASES: dict[str, str] = {"token": "token-mean", "seq": "seq-mean-toke
 
 def _normalise_loss_avg_mode(mode: str) -> str:
     return LOSS_AVG_ALIASES.get(mode, mode)
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+def _local_or_hub_id(path: str | None) -> bool:
+    """Whether ``path`` is an existing local path or could be a hub id (``name`` or ``owner/name``): anything
+    else (``/abs/missing``, ``./missing``, ``a/b/c``) is a local path that is not there."""
+    return path is None or os.path.exists(path) or bool(_HUB_ID.fullmatch(path))
 
 
 def _absolute_if_local(path: str | None) -> str | None:
@@ -106,6 +116,13 @@ class ModelConfig:
     def post_init(self) -> None:
         if self.tokenizer_path is None:
             self.tokenizer_path = self.model_path
+        for name in ("model_path", "tokenizer_path"):
+            value = getattr(self, name)
+            require(
+                _local_or_hub_id(value),
+                name,
+                f"folder {value!r} not found (and it is not a hub id such as Qwen/Qwen2.5-VL-7B-Instruct)",
+            )
         self.model_path = _absolute_if_local(self.model_path)
         self.tokenizer_path = _absolute_if_local(self.tokenizer_path)
 

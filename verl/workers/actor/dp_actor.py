@@ -11,16 +11,20 @@ dicts with ``pixel_values`` and ``image_grid_thw``; repeated rollouts share the 
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from ...protocol import DataProto
 from ...trainer import core_algos
+
+logger = logging.getLogger(__name__)
 
 
 def _micro_batches(data: DataProto, size: int) -> list[DataProto]:
@@ -35,6 +39,16 @@ def _multimodal_kwargs(rows: np.ndarray | None) -> dict[str, torch.Tensor]:
     if not present:
         return {}
     return {key: torch.cat([r[key] for r in present], dim=0) for key in present[0]}
+
+
+def _finite_on_every_rank(loss: torch.Tensor) -> bool:
+    """Whether the loss is finite here and on every other data-parallel rank. The ranks must agree before
+    anyone skips the backward: a rank that skips alone leaves the others waiting in FSDP's gradient
+    reduce-scatter."""
+    finite = torch.isfinite(loss.detach()).to(torch.int32)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    return bool(finite.item())
 
 
 def _gather_response_log_probs(
@@ -207,20 +221,22 @@ class DataParallelActor:
     def update_policy(self, data: DataProto, temperature: float = 1.0) -> dict[str, list[float]]:
         """PPO-style update: ``ppo_epochs`` passes over mini-batches of ``global_batch_size_per_device`` rows,
         each accumulated over micro-batches of ``micro_batch_size_per_device_for_update``. A mini-batch whose
-        loss or gradient norm is not finite is skipped (counted in ``actor/non_finite_skipped``)."""
+        loss or gradient norm is not finite is skipped: ``actor/non_finite_skipped`` is how many were skipped in
+        this call (0 when none), which the trainer's consecutive-step guard reads."""
         if self.optimizer is None:
             raise RuntimeError("update_policy needs an optimizer; this actor was built for inference only")
         cfg = self.config
         self.module.train()
         metrics: dict[str, list[float]] = defaultdict(list)
         mini_size = cfg.global_batch_size_per_device if cfg.global_batch_size_per_device > 0 else len(data)
+        skipped = 0
         for _ in range(cfg.ppo_epochs):
             for mini in _micro_batches(data, mini_size):
                 self.optimizer.zero_grad(set_to_none=True)
                 finite = True
                 for micro in _micro_batches(mini, cfg.micro_batch_size_per_device_for_update):
                     loss, micro_metrics = self._micro_loss(micro, temperature)
-                    if not torch.isfinite(loss):
+                    if not _finite_on_every_rank(loss):
                         finite = False
                         break
                     (loss * self._loss_weight(micro, mini)).backward()
@@ -229,12 +245,16 @@ class DataParallelActor:
                 grad_norm = self._clip_grad_norm() if finite else float("nan")
                 if not finite or not math.isfinite(grad_norm):
                     self.non_finite_updates += 1
+                    skipped += 1
                     self.optimizer.zero_grad(set_to_none=True)
-                    metrics["actor/non_finite_skipped"].append(1.0)
+                    logger.warning(
+                        "skipped an actor update: %s is not finite", "the loss" if not finite else "the grad norm"
+                    )
                     continue
                 self.optimizer.step()
                 metrics["actor/grad_norm"].append(grad_norm)
         self.optimizer.zero_grad(set_to_none=True)
+        metrics["actor/non_finite_skipped"] = [float(skipped)]
         return dict(metrics)
 
     def _clip_grad_norm(self) -> float:

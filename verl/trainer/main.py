@@ -17,6 +17,20 @@ from . import TrainingAborted
 from .config import PPOConfig
 
 
+def init_ray(num_cpus: int | None) -> None:
+    """Start a local Ray instance with ``num_cpus`` (all when ``None``), or join the cluster named by
+    ``$RAY_ADDRESS``; the workers get this process's ``VLLM_*``, ``TOKENIZERS_*`` and ``VSR1_*`` variables."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    env = {k: v for k, v in os.environ.items() if k.startswith(("VLLM_", "TOKENIZERS_", "VSR1_"))}
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(runtime_env={"env_vars": env})
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env={"env_vars": env})
+
+
 def run(argv: list[str] | None = None) -> dict[str, float]:
     config = load_config(PPOConfig, argv if argv is not None else sys.argv[1:])
     print(format_config(config), flush=True)
@@ -26,16 +40,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     # Tokenizer, model config, datasets and reward functions are checked here, before Ray starts: bad input
     # fails in seconds.
     trainer = RayPPOTrainer(config)
-    import ray
-
-    if not ray.is_initialized():
-        runtime_env = {
-            "env_vars": {k: v for k, v in os.environ.items() if k.startswith(("VLLM_", "TOKENIZERS_", "VSR1_"))}
-        }
-        if os.environ.get("RAY_ADDRESS"):
-            ray.init(runtime_env=runtime_env)
-        else:
-            ray.init(num_cpus=config.trainer.ray_num_cpus, include_dashboard=False, runtime_env=runtime_env)
+    init_ray(config.trainer.ray_num_cpus)
     try:
         trainer.init_workers()
         return trainer.fit()

@@ -29,6 +29,7 @@ from ..utils.dataset import ResumableDataLoader
 from ..utils.sft_dataset import IGNORE_INDEX, SFTDataset, sft_collate
 from ..utils.tokenizer import get_processor, get_tokenizer
 from ..utils.tracking import Tracking
+from .main import init_ray
 from .sft_config import SFTConfig
 
 logger = logging.getLogger(__name__)
@@ -200,15 +201,8 @@ class SFTTrainer:
 def run(argv: list[str] | None = None) -> dict[str, Any]:
     config = load_config(SFTConfig, argv if argv is not None else sys.argv[1:])
     print(format_config(config), flush=True)
-    import ray
-
     trainer = SFTTrainer(config)
-    if not ray.is_initialized():
-        runtime_env = {"env_vars": {k: v for k, v in os.environ.items() if k.startswith(("TOKENIZERS_", "VSR1_"))}}
-        if os.environ.get("RAY_ADDRESS"):
-            ray.init(runtime_env=runtime_env)
-        else:
-            ray.init(num_cpus=config.trainer.ray_num_cpus, include_dashboard=False, runtime_env=runtime_env)
+    init_ray(config.trainer.ray_num_cpus)
     try:
         trainer.init_workers()
         return trainer.fit()

@@ -540,7 +540,7 @@ def warm_start(
     model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
     (tmp / "WARM_START.json").write_text(
-        json.dumps({"steps": steps, "seed": seed, "first_loss": first_loss, "final_loss": float(loss)}) + "\n"
+        json.dumps({"steps": steps, "seed": seed, "first_loss": first_loss, "final_loss": loss.item()}) + "\n"
     )
     if target.exists():
         shutil.rmtree(target)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from ..utils.config_utils import ConfigError, format_config, load_config
 from . import TrainingAborted
@@ -48,10 +50,12 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         trainer.shutdown()
 
 
-def main(argv: list[str] | None = None) -> None:
+def run_cli(run_fn: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> None:
+    """Run an entry point's ``run`` and turn the failures users cause or meet into one line and an exit
+    status: 2 for a config error, 1 for a run that had to stop, 130 for Ctrl-C (workers shut down first)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        run(argv)
+        run_fn(argv)
     except ConfigError as exc:
         print(f"config error:\n{exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -63,6 +67,10 @@ def main(argv: list[str] | None = None) -> None:
             "interrupted: workers shut down; resume with the same command (trainer.resume_mode=auto)", file=sys.stderr
         )
         raise SystemExit(130) from None
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_cli(run, argv)
 
 
 if __name__ == "__main__":

@@ -24,12 +24,12 @@ from typing import Any
 import torch
 
 from ..utils import checkpoint as ckpt
-from ..utils.config_utils import ConfigError, config_to_dict, format_config, load_config, save_config
+from ..utils.config_utils import config_to_dict, format_config, load_config, save_config
 from ..utils.dataset import ResumableDataLoader
 from ..utils.sft_dataset import IGNORE_INDEX, SFTDataset, sft_collate
 from ..utils.tokenizer import get_processor, get_tokenizer
 from ..utils.tracking import Tracking
-from .main import init_ray
+from .main import init_ray, run_cli
 from .sft_config import SFTConfig
 
 logger = logging.getLogger(__name__)
@@ -211,15 +211,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        run(argv)
-    except ConfigError as exc:
-        print(f"config error:\n{exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except KeyboardInterrupt:
-        print("interrupted: resume with the same command (trainer.resume_mode=auto)", file=sys.stderr)
-        raise SystemExit(130) from None
+    run_cli(run, argv)
 
 
 if __name__ == "__main__":

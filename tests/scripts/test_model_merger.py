@@ -199,32 +199,13 @@ def _vllm_generates_like(folder: Path, model, reference, tiny_dir: Path) -> None
     keys = ("input_ids", "attention_mask", "position_ids", "raw_prompt_ids", "multi_modal_data", "multi_modal_inputs")
     prompts = DataProto.from_single_dict({k: rows[k] for k in keys})
     prompts.meta_info = {"do_sample": False}
-    config = SimpleNamespace(
-        name="vllm",
-        n=1,
-        temperature=1.0,
-        top_p=1.0,
-        top_k=-1,
-        seed=0,
-        limit_images=1,
-        dtype="fp32",
-        gpu_memory_utilization=0.5,
-        ignore_eos=True,
-        enforce_eager=True,
-        enable_chunked_prefill=False,
-        tensor_parallel_size=1,
-        max_model_len=None,
-        max_num_batched_tokens=4096,
-        enable_prefix_caching=False,
-        enable_sleep_mode=False,
-        disable_log_stats=True,
-        disable_tqdm=True,
-        calculate_log_probs=True,
-        val_override_config={},
-        prompt_length=64,
-        response_length=RESPONSE_LENGTH,
-        trust_remote_code=False,
-    )
+    from verl.workers.config import RolloutConfig
+
+    config = RolloutConfig(
+        name="vllm", n=1, dtype="fp32", ignore_eos=True, enforce_eager=True, limit_images=1,
+        max_num_batched_tokens=4096, enable_prefix_caching=False, calculate_log_probs=True,
+    )  # fmt: skip
+    config.prompt_length, config.response_length = 64, RESPONSE_LENGTH
     engine = build_rollout(config, str(folder), tokenizer, processor)
     try:
         out = engine.generate_sequences(prompts)

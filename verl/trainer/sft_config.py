@@ -17,7 +17,7 @@ from typing import Literal
 
 from ..utils.config_utils import ConfigError, require
 from ..workers.config import ActorConfig
-from .config import Logger, _resolve_template
+from .config import Logger, _resolve_template, resolve_resume_mode
 
 __all__ = ["SFTConfig", "SFTDataConfig", "SFTTrainerConfig", "SFTWorkerConfig"]
 
@@ -99,8 +99,12 @@ class SFTTrainerConfig:
     """run folder; ``None`` = ``checkpoints/<project_name>/<experiment_name>``; made absolute"""
     load_checkpoint_path: str | None = None
     """a ``global_step_N`` folder to resume from; made absolute"""
-    resume_mode: Literal["auto", "disable", "path"] = "auto"
-    """as in RL: ``auto`` resumes from ``load_checkpoint_path`` or the latest checkpoint of the run folder"""
+    find_last_checkpoint: bool = True
+    """as in RL (EasyR1's switch): true = ``resume_mode=auto``; false = ``disable``, or ``path`` when
+    ``load_checkpoint_path`` is set"""
+    resume_mode: Literal["auto", "disable", "path"] | None = None
+    """as in RL: ``auto`` resumes from the newest checkpoint of the run folder, else ``load_checkpoint_path``;
+    ``None`` (default) = from ``find_last_checkpoint``"""
     save_hf_model: bool = True
     """at the end, also write the model as a Hugging Face folder, ``<save_checkpoint_path>/hf_model``, that
     ``worker.actor.model.model_path`` of an RL run can point at directly"""
@@ -124,6 +128,7 @@ class SFTTrainerConfig:
         if self.save_checkpoint_path is None:
             self.save_checkpoint_path = os.path.join("checkpoints", self.project_name, self.experiment_name)
         self.save_checkpoint_path = os.path.abspath(self.save_checkpoint_path)
+        self.resume_mode = resolve_resume_mode(self.resume_mode, self.find_last_checkpoint, self.load_checkpoint_path)
         if self.resume_mode == "path":
             require(self.load_checkpoint_path is not None, "resume_mode", "'path' needs trainer.load_checkpoint_path")
         if self.load_checkpoint_path is not None:

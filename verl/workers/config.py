@@ -444,10 +444,16 @@ class RewardConfig:
     skip_special_tokens: bool = True
     """decode responses without special tokens before scoring"""
     num_cpus: int = 1
-    """CPUs reserved for the reward worker"""
+    """EasyR1's CPUs for a separate reward worker; here the reward function runs in the trainer process, so
+    only the default (1) is accepted"""
 
     def post_init(self) -> None:
-        require(self.num_cpus >= 1, "num_cpus", f"must be >= 1, got {self.num_cpus}")
+        require(
+            self.num_cpus == 1,
+            "num_cpus",
+            f"the reward function runs in the trainer process, not in a reward worker with its own CPUs (got "
+            f"{self.num_cpus}); remove the key",
+        )
         if self.reward_function is None:
             return
         location, _, name = self.reward_function.strip().rpartition(":")

@@ -434,6 +434,16 @@ def test_every_policy_loss_of_core_algos_passes_validation(loss_type: str) -> No
     assert load(f"worker.actor.loss_type={loss_type}").worker.actor.loss_type == loss_type
 
 
+def test_every_loss_core_algos_implements_is_accepted() -> None:
+    from typing import get_args, get_type_hints
+
+    from verl.trainer.core_algos import LOSS_TYPES
+    from verl.workers.config import ActorConfig
+
+    accepted = set(get_args(get_type_hints(ActorConfig)["loss_type"]))
+    assert set(LOSS_TYPES) <= accepted
+
+
 def test_multi_reward_fills_channels_and_keeps_explicit_ones() -> None:
     on = ["algorithm.self_reward.enable=true", "algorithm.self_reward.mode=multi_reward"]
     assert load(*on).algorithm.reward_channels == {"accuracy": 1.0, "perception": 1.0}

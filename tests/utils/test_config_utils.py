@@ -278,6 +278,14 @@ def test_interpolations_resolve_after_the_merge(tmp_path, monkeypatch) -> None:
         load_config(Outer, ["inner.name=${inner.size"])
 
 
+def test_a_list_or_scalar_over_a_mapping_reaches_the_type_check() -> None:
+    with pytest.raises(ConfigError, match=r"inner\.extra: expected mapping of str to any value, got \[1\] \(list\)"):
+        load_config(Outer, ["inner.extra=[1]"])
+    with pytest.raises(ConfigError, match=r"inner\.leaf: is a config section"):
+        load_config(Outer, ["inner.leaf=[1, 2]"])
+    assert load_config(Outer, ["inner.tags={a: 1}", "inner.tags=[x]"]).inner.tags == ["x"]  # later wins
+
+
 def test_yaml_path_argument_and_cli_config_takes_its_place(tmp_path) -> None:
     first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
     first.write_text("size: 3\n")

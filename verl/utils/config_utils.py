@@ -116,7 +116,7 @@ def parse_cli_args(argv: list[str]) -> tuple[str | None, DictConfig]:
     string. Later arguments win over earlier ones.
     """
     config_path: str | None = None
-    overrides = OmegaConf.create()
+    overrides: dict[str, Any] = {}
     for arg in argv:
         key, sep, text = arg.partition("=")
         key = key.strip()
@@ -138,8 +138,8 @@ def parse_cli_args(argv: list[str]) -> tuple[str | None, DictConfig]:
                     f"command-line argument {arg!r}: cannot parse the value {text!r}: {_first_line(exc)}"
                 ) from None
             node = _dotted(key, text)  # not YAML, e.g. an inline Jinja template: the text itself
-        overrides = OmegaConf.merge(overrides, node)
-    return config_path, overrides
+        overrides = _merge(overrides, OmegaConf.to_container(node, resolve=False))
+    return config_path, OmegaConf.create(overrides)
 
 
 def load_yaml(path: str | os.PathLike[str]) -> DictConfig:
@@ -200,14 +200,19 @@ def merge_sources(cls: type, sources: list[DictConfig]) -> dict[str, Any]:
     except TypeError:  # a section without defaults: nothing to fall back on
         defaults = {}
     try:
-        merged: Any = defaults
+        merged: dict[str, Any] = defaults
         for data in renamed:
-            _drop_replaced(merged, data)
-            merged = OmegaConf.to_container(OmegaConf.merge(merged, data), resolve=False)
+            merged = _merge(merged, data)
         return OmegaConf.to_container(OmegaConf.create(merged), resolve=True, throw_on_missing=True)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None)
         raise ConfigError(f"cannot resolve the value: {_first_line(exc)}", key=key or None) from None
+
+
+def _merge(base: dict[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` merged over ``base`` by OmegaConf (mappings key by key, anything else replaced), unresolved."""
+    _drop_replaced(base, data)
+    return OmegaConf.to_container(OmegaConf.merge(base, data), resolve=False)
 
 
 def _drop_replaced(base: dict[str, Any], data: Mapping[str, Any]) -> None:

@@ -318,6 +318,13 @@ def test_missing_paths_are_errors(arg: str, expected: str) -> None:
         (["data.filter_overlong_prompts_workers=4"], "data.filter_overlong_prompts_workers: the length filter"),
         (["trainer.ray_timeline=t.json"], "trainer.ray_timeline: writing a Ray timeline is not supported"),
         (["worker.actor.tau_negative=0"], "worker.actor.tau_negative: must be > 0, got 0.0"),
+        (["worker.reward.num_cpus=4"], "worker.reward.num_cpus: the reward function runs in the trainer process"),
+        (["worker.critic.padding_free=true"], "worker.critic.padding_free: the value model runs on padded batches"),
+        (["worker.critic.model.lora.rank=8"], "worker.critic.model.lora.rank: LoRA is built for the actor only"),
+        (
+            ["worker.critic.model.freeze_vision_tower=true"],
+            "worker.critic.model.freeze_vision_tower: freezing the vision tower is built for the actor only",
+        ),
         (
             ["trainer.find_last_checkpoint=false", "trainer.resume_mode=auto"],
             "trainer.resume_mode: 'auto' contradicts trainer.find_last_checkpoint=false",
@@ -419,6 +426,17 @@ def test_disable_kl_wins_over_use_kl_loss_with_one_log_line(caplog: pytest.LogCa
 def test_find_last_checkpoint_maps_onto_resume_mode(argv: list[str], mode: str, tmp_path: Path) -> None:
     (tmp_path / "ckpt" / "global_step_2").mkdir(parents=True)
     assert load(*argv).trainer.resume_mode == mode
+
+
+@pytest.mark.parametrize(
+    "arg", ["worker.actor.loss_type=sapo", "worker.actor.clip_ratio_high=0.28", "worker.actor.dynamic_batching=true"]
+)
+def test_sft_refuses_rl_update_keys(arg: str) -> None:
+    from verl.trainer.sft_config import SFTConfig
+
+    with pytest.raises(ConfigError) as info:
+        load_config(SFTConfig, ["trainer.n_gpus_per_node=1", "worker.actor.global_batch_size=4", arg])
+    assert f"{arg} is a setting of the RL policy update that SFT does not use" in str(info.value)
 
 
 def test_sft_find_last_checkpoint_maps_onto_resume_mode() -> None:

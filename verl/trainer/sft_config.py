@@ -19,7 +19,24 @@ from ..utils.config_utils import ConfigError, require
 from ..workers.config import ActorConfig
 from .config import Logger, _resolve_template, resolve_resume_mode
 
-__all__ = ["SFTConfig", "SFTDataConfig", "SFTTrainerConfig", "SFTWorkerConfig"]
+__all__ = ["RL_ONLY_ACTOR_KEYS", "SFTConfig", "SFTDataConfig", "SFTTrainerConfig", "SFTWorkerConfig"]
+
+RL_ONLY_ACTOR_KEYS = (
+    "clip_ratio_low",
+    "clip_ratio_high",
+    "clip_ratio_dual",
+    "loss_type",
+    "loss_avg_mode",
+    "ppo_epochs",
+    "recompute_on_policy_log_probs",
+    "entropy_coeff",
+    "tau_positive",
+    "tau_negative",
+    "dynamic_batching",
+    "max_token_len_per_device",
+)
+"""``worker.actor`` keys of the policy update that the SFT step does not use (its loss is the token mean of the
+answer's negative log-likelihood over the whole batch, micro-batched by rows): a non-default value is refused."""
 
 
 @dataclass
@@ -149,6 +166,15 @@ class SFTConfig:
         actor, world = self.worker.actor, self.trainer.world_size
         gbs, micro = actor.global_batch_size, actor.micro_batch_size_per_device_for_update
         problems = []
+        defaults = ActorConfig()
+        for name in RL_ONLY_ACTOR_KEYS:
+            value = getattr(actor, name)
+            if value != getattr(defaults, name):
+                text = str(value).lower() if isinstance(value, bool) else value
+                problems.append(
+                    f"worker.actor.{name}={text} is a setting of the RL policy update that SFT does not use; "
+                    "remove it from the SFT config"
+                )
         if gbs % world:
             problems.append(
                 f"worker.actor.global_batch_size={gbs} examples per step must split evenly over the world size "

@@ -352,10 +352,13 @@ class CriticConfig:
     """as ``worker.actor.loss_avg_mode``"""
     ppo_epochs: int = 1
     padding_free: bool = False
+    """the value model runs on padded batches: only ``false`` is accepted"""
     dynamic_batching: bool = False
     max_token_len_per_device: int | None = None
     ulysses_size: int = 1
     model: ModelConfig = field(default_factory=ModelConfig)
+    """the value model's weights; ``lora`` and ``freeze_vision_tower`` are built for the actor only and refused
+    here"""
     optim: OptimConfig = field(default_factory=OptimConfig)
     fsdp: FSDPConfig = field(default_factory=FSDPConfig)
     offload: OffloadConfig = field(default_factory=OffloadConfig)
@@ -366,6 +369,21 @@ class CriticConfig:
     def post_init(self) -> None:
         _check_batching(self)
         require(self.cliprange_value > 0, "cliprange_value", f"must be > 0, got {self.cliprange_value}")
+        require(
+            not self.padding_free,
+            "padding_free",
+            "the value model runs on padded batches; padding-free packing is built for the actor only",
+        )
+        require(
+            self.model.lora.rank == 0,
+            "model.lora.rank",
+            "LoRA is built for the actor only; the critic trains all weights",
+        )
+        require(
+            not self.model.freeze_vision_tower,
+            "model.freeze_vision_tower",
+            "freezing the vision tower is built for the actor only; the critic trains all weights",
+        )
 
 
 @dataclass

@@ -318,6 +318,7 @@ def test_missing_paths_are_errors(arg: str, expected: str) -> None:
         (["data.filter_overlong_prompts_workers=4"], "data.filter_overlong_prompts_workers: the length filter"),
         (["trainer.ray_timeline=t.json"], "trainer.ray_timeline: writing a Ray timeline is not supported"),
         (["worker.actor.tau_negative=0"], "worker.actor.tau_negative: must be > 0, got 0.0"),
+        (["algorithm.adv_estimator=grpo_passk"], "algorithm.adv_estimator: 'grpo_passk' (EasyR1's pass@k advantage)"),
         (["worker.reward.num_cpus=4"], "worker.reward.num_cpus: the reward function runs in the trainer process"),
         (["worker.critic.padding_free=true"], "worker.critic.padding_free: the value model runs on padded batches"),
         (["worker.critic.model.lora.rank=8"], "worker.critic.model.lora.rank: LoRA is built for the actor only"),

@@ -30,7 +30,10 @@ __all__ = [
     "resolve_resume_mode",
 ]
 
-AdvEstimator = Literal["grpo", "rloo", "reinforce_plus_plus", "reinforce_plus_plus_baseline", "remax", "gae"]
+AdvEstimator = Literal[
+    "grpo", "rloo", "reinforce_plus_plus", "reinforce_plus_plus_baseline", "remax", "gae", "grpo_passk"
+]
+"""Accepted ``adv_estimator`` names; EasyR1's ``grpo_passk`` is accepted by name and refused in ``post_init``."""
 GROUP_ESTIMATORS = ("grpo", "rloo", "reinforce_plus_plus_baseline")
 """Estimators whose baseline is the other responses to the same prompt: they need ``worker.rollout.n >= 2``."""
 
@@ -274,7 +277,8 @@ class AlgorithmConfig:
     lam: float = 1.0
     """GAE lambda"""
     adv_estimator: AdvEstimator = "grpo"
-    """advantage estimator; ``gae`` trains a critic (``worker.critic``)"""
+    """advantage estimator; ``gae`` trains a critic (``worker.critic``); EasyR1's ``grpo_passk`` is not built
+    yet and is refused"""
     norm_adv_by_std_in_grpo: bool = True
     """GRPO: divide by the group's reward std (False = Dr. GRPO)"""
     disable_kl: bool = False
@@ -306,6 +310,12 @@ class AlgorithmConfig:
     use_reference_policy: bool = derived(True, "algorithm.disable_kl")
 
     def post_init(self) -> None:
+        require(
+            self.adv_estimator != "grpo_passk",
+            "adv_estimator",
+            "'grpo_passk' (EasyR1's pass@k advantage) is not built yet; use grpo, rloo, reinforce_plus_plus, "
+            "reinforce_plus_plus_baseline, remax or gae",
+        )
         require(0.0 <= self.gamma <= 1.0, "gamma", f"must be in [0, 1], got {self.gamma}")
         require(0.0 <= self.lam <= 1.0, "lam", f"must be in [0, 1], got {self.lam}")
         require(self.kl_coef >= 0, "kl_coef", f"must be >= 0, got {self.kl_coef}")

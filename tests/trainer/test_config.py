@@ -463,6 +463,15 @@ def test_every_loss_core_algos_implements_is_accepted() -> None:
     assert set(LOSS_TYPES) <= accepted
 
 
+def test_accepted_advantage_estimators_are_the_implemented_ones() -> None:
+    from typing import get_args
+
+    from verl.trainer.config import AdvEstimator
+    from verl.trainer.core_algos import ADV_ESTIMATORS
+
+    assert set(get_args(AdvEstimator)) - {"grpo_passk"} == set(ADV_ESTIMATORS)
+
+
 def test_multi_reward_fills_channels_and_keeps_explicit_ones() -> None:
     on = ["algorithm.self_reward.enable=true", "algorithm.self_reward.mode=multi_reward"]
     assert load(*on).algorithm.reward_channels == {"accuracy": 1.0, "perception": 1.0}

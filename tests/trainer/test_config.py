@@ -205,6 +205,15 @@ def test_cross_section_copies() -> None:
     assert cfg.algorithm.use_reference_policy and not cfg.algorithm.use_critic
 
 
+def test_trainer_seed_reaches_the_worker_section() -> None:
+    from verl.trainer.sft_config import SFTConfig
+
+    assert load("trainer.seed=7").worker.seed == 7
+    sft = ["trainer.n_gpus_per_node=1", "worker.actor.global_batch_size=4", "trainer.seed=5"]
+    assert load_config(SFTConfig, sft).worker.seed == 5
+    assert "'worker.seed' cannot be set: it is derived at start-up from trainer.seed" in error_of("worker.seed=3")
+
+
 @pytest.mark.parametrize(("alias", "mode"), [("token", "token-mean"), ("seq", "seq-mean-token-mean")])
 def test_loss_avg_mode_aliases_are_normalised(alias: str, mode: str) -> None:
     cfg = load(f"worker.actor.loss_avg_mode={alias}", f"worker.critic.loss_avg_mode={alias}")

@@ -480,6 +480,7 @@ class PPOConfig:
         rollout.prompt_length = data.max_prompt_length
         rollout.response_length = data.max_response_length
         rollout.trust_remote_code = actor.model.trust_remote_code
+        self.worker.seed = trainer.seed
         actor.disable_kl = algo.disable_kl
         actor.use_kl_loss = algo.use_kl_loss
         actor.kl_penalty = algo.kl_penalty

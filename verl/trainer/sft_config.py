@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..utils.config_utils import ConfigError, require
+from ..utils.config_utils import ConfigError, derived, require
 from ..workers.config import ActorConfig
 from .config import Logger, _resolve_template, resolve_resume_mode
 
@@ -89,6 +89,8 @@ class SFTWorkerConfig:
     """Only the actor: the model, optimizer and FSDP settings of the RL actor section."""
 
     actor: ActorConfig = field(default_factory=ActorConfig)
+    seed: int = derived(1, "trainer.seed")
+    """seed of model initialisation in the workers (each rank adds its rank)"""
 
 
 @dataclass
@@ -188,3 +190,4 @@ class SFTConfig:
         if problems:
             raise ConfigError.combine([ConfigError(p) for p in problems])
         actor.global_batch_size_per_device = gbs // world
+        self.worker.seed = self.trainer.seed

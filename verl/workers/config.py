@@ -514,6 +514,8 @@ class WorkerConfig:
     """reward for validation (Vision-SR1 scripts set it to an accuracy-only function); when its
     ``reward_function`` is unset it becomes a copy of ``reward`` with ``val_reward``'s kwargs merged on top"""
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    seed: int = derived(1, "trainer.seed")
+    """seed of model initialisation and sampling in the workers (each rank adds its rank)"""
 
     def post_init(self) -> None:
         require(

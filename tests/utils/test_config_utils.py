@@ -276,6 +276,8 @@ def test_interpolations_resolve_after_the_merge(tmp_path, monkeypatch) -> None:
         load_config(Outer, ["inner.count=${nope}"])
     with pytest.raises(ConfigError, match="cannot parse the value"):
         load_config(Outer, ["inner.name=${inner.size"])
+    with pytest.raises(ConfigError, match="cannot parse the value"):
+        load_config(Outer, ["inner.name={{ x }} and ${inner.size"])
 
 
 def test_a_list_or_scalar_over_a_mapping_reaches_the_type_check() -> None:

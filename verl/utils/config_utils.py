@@ -133,11 +133,17 @@ def parse_cli_args(argv: list[str]) -> tuple[str | None, DictConfig]:
         try:
             node = OmegaConf.from_dotlist([f"{key}={text}"]) if text.strip() else _dotted(key, "")
         except (yaml.YAMLError, OmegaConfBaseException) as exc:
-            if text.lstrip().startswith(("[", "${")):  # a broken list or interpolation is a typo, not text
+            problem = _first_line(exc)
+            node = None
+            if not text.lstrip().startswith(("[", "${")):  # a broken list or interpolation is a typo, not text
+                try:
+                    node = _dotted(key, text)  # not YAML, e.g. an inline Jinja template: the text itself
+                except OmegaConfBaseException as text_exc:  # e.g. a broken ${...} inside the text
+                    problem = _first_line(text_exc)
+            if node is None:
                 raise ConfigError(
-                    f"command-line argument {arg!r}: cannot parse the value {text!r}: {_first_line(exc)}"
+                    f"command-line argument {arg!r}: cannot parse the value {text!r}: {problem}"
                 ) from None
-            node = _dotted(key, text)  # not YAML, e.g. an inline Jinja template: the text itself
         overrides = _merge(overrides, OmegaConf.to_container(node, resolve=False))
     return config_path, OmegaConf.create(overrides)
 

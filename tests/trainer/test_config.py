@@ -73,8 +73,6 @@ def test_config_module_does_not_import_torch() -> None:
             "unknown config key 'algorithm.self_reward.external.base_url'; "
             "did you mean 'algorithm.self_reward.external.base_url_env'?",
         ),
-        ("worker.actor.ulysses_sequence_parallel_size=2", "use 'worker.actor.ulysses_size'"),
-        ("trainer.find_last_checkpoint=true", "use 'trainer.resume_mode'"),
     ],
 )
 def test_unknown_keys_at_every_depth(arg: str, expected: str) -> None:
@@ -207,6 +205,15 @@ def test_cross_section_copies() -> None:
     assert cfg.algorithm.use_reference_policy and not cfg.algorithm.use_critic
 
 
+def test_trainer_seed_reaches_the_worker_section() -> None:
+    from verl.trainer.sft_config import SFTConfig
+
+    assert load("trainer.seed=7").worker.seed == 7
+    sft = ["trainer.n_gpus_per_node=1", "worker.actor.global_batch_size=4", "trainer.seed=5"]
+    assert load_config(SFTConfig, sft).worker.seed == 5
+    assert "'worker.seed' cannot be set: it is derived at start-up from trainer.seed" in error_of("worker.seed=3")
+
+
 @pytest.mark.parametrize(("alias", "mode"), [("token", "token-mean"), ("seq", "seq-mean-token-mean")])
 def test_loss_avg_mode_aliases_are_normalised(alias: str, mode: str) -> None:
     cfg = load(f"worker.actor.loss_avg_mode={alias}", f"worker.critic.loss_avg_mode={alias}")
@@ -215,7 +222,6 @@ def test_loss_avg_mode_aliases_are_normalised(alias: str, mode: str) -> None:
 
 def test_global_batch_size_per_device_counts_responses_per_data_parallel_rank() -> None:
     assert load(*PAPER).worker.actor.global_batch_size_per_device == 128 * 8 // 8
-    assert load(*PAPER, "worker.actor.ulysses_size=2").worker.actor.global_batch_size_per_device == 128 * 8 // 4
     two_nodes = load(*PAPER, "trainer.nnodes=2")
     assert two_nodes.worker.actor.global_batch_size_per_device == 128 * 8 // 16
 
@@ -309,7 +315,30 @@ def test_missing_paths_are_errors(arg: str, expected: str) -> None:
             ["worker.rollout.tensor_parallel_size=3"],
             "worker.rollout.tensor_parallel_size=3 must divide the world size 8",
         ),
-        (["worker.actor.ulysses_size=3"], "worker.actor.ulysses_size=3 must divide the world size 8"),
+        (["worker.actor.ulysses_size=2"], "worker.actor.ulysses_size: sequence parallelism is not built yet"),
+        (["worker.critic.ulysses_size=4"], "worker.critic.ulysses_size: sequence parallelism is not built yet"),
+        (
+            ["worker.actor.ulysses_sequence_parallel_size=2"],
+            "worker.actor.ulysses_size: sequence parallelism is not built yet, so only 1 is accepted (got 2)",
+        ),
+        (["worker.actor.use_torch_compile=true"], "worker.actor.use_torch_compile: torch.compile"),
+        (["worker.hybrid_engine=false"], "worker.hybrid_engine: separate actor and rollout GPUs are not built"),
+        (["data.video_fps=4"], "data.video_fps: videos are not supported yet"),
+        (["data.filter_overlong_prompts_workers=4"], "data.filter_overlong_prompts_workers: the length filter"),
+        (["trainer.ray_timeline=t.json"], "trainer.ray_timeline: writing a Ray timeline is not supported"),
+        (["worker.actor.tau_negative=0"], "worker.actor.tau_negative: must be > 0, got 0.0"),
+        (["algorithm.adv_estimator=grpo_passk"], "algorithm.adv_estimator: 'grpo_passk' (EasyR1's pass@k advantage)"),
+        (["worker.reward.num_cpus=4"], "worker.reward.num_cpus: the reward function runs in the trainer process"),
+        (["worker.critic.padding_free=true"], "worker.critic.padding_free: the value model runs on padded batches"),
+        (["worker.critic.model.lora.rank=8"], "worker.critic.model.lora.rank: LoRA is built for the actor only"),
+        (
+            ["worker.critic.model.freeze_vision_tower=true"],
+            "worker.critic.model.freeze_vision_tower: freezing the vision tower is built for the actor only",
+        ),
+        (
+            ["trainer.find_last_checkpoint=false", "trainer.resume_mode=auto"],
+            "trainer.resume_mode: 'auto' contradicts trainer.find_last_checkpoint=false",
+        ),
         (
             ["algorithm.adv_estimator=gae"],
             "algorithm.adv_estimator=gae trains a value model: set worker.critic.model.model_path",
@@ -350,10 +379,6 @@ def test_missing_paths_are_errors(arg: str, expected: str) -> None:
             "algorithm.reward_channels: {'accuracy': 1.0} gives each channel its own group-normalised (GRPO) advantage",
         ),
         (["algorithm.reward_channels={accuracy: 0, perception: 0}"], "needs at least one non-zero weight"),
-        (
-            ["algorithm.disable_kl=true", "algorithm.use_kl_loss=true"],
-            "algorithm.use_kl_loss: true contradicts algorithm.disable_kl=true",
-        ),
         (["trainer.resume_mode=path"], "trainer.resume_mode: 'path' needs trainer.load_checkpoint_path"),
         (["trainer.val_freq=0"], "trainer.val_freq: must be -1 (off/unlimited) or >= 1, got 0"),
         (["data.min_pixels=10", "data.max_pixels=5"], "data.min_pixels: must be <= data.max_pixels, got 10 > 5"),
@@ -385,6 +410,75 @@ def test_checks_that_pass() -> None:
     )
     assert one_gpu.worker.actor.global_batch_size_per_device == 4
     assert not load("algorithm.disable_kl=true").algorithm.use_reference_policy
+
+
+def test_disable_kl_wins_over_use_kl_loss_with_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="verl.trainer.config"):
+        cfg = load("algorithm.disable_kl=True", "algorithm.use_kl_loss=true")
+    assert cfg.algorithm.use_kl_loss is False and cfg.worker.actor.use_kl_loss is False
+    assert cfg.worker.actor.disable_kl is True and not cfg.algorithm.use_reference_policy
+    lines = [r.getMessage() for r in caplog.records if "use_kl_loss" in r.getMessage()]
+    assert lines == ["algorithm.disable_kl=true: no KL term, so algorithm.use_kl_loss=true is ignored"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "mode"),
+    [
+        ([], "auto"),
+        (["trainer.find_last_checkpoint=true"], "auto"),
+        (["trainer.find_last_checkpoint=false"], "disable"),
+        (["trainer.find_last_checkpoint=false", "trainer.load_checkpoint_path=ckpt/global_step_2"], "path"),
+        (["trainer.find_last_checkpoint=true", "trainer.load_checkpoint_path=ckpt/global_step_2"], "auto"),
+        (["trainer.resume_mode=disable"], "disable"),  # set explicitly, ours wins over the default true
+        (["trainer.find_last_checkpoint=false", "trainer.resume_mode=disable"], "disable"),
+    ],
+)
+def test_find_last_checkpoint_maps_onto_resume_mode(argv: list[str], mode: str, tmp_path: Path) -> None:
+    (tmp_path / "ckpt" / "global_step_2").mkdir(parents=True)
+    assert load(*argv).trainer.resume_mode == mode
+
+
+@pytest.mark.parametrize(
+    "arg", ["worker.actor.loss_type=sapo", "worker.actor.clip_ratio_high=0.28", "worker.actor.dynamic_batching=true"]
+)
+def test_sft_refuses_rl_update_keys(arg: str) -> None:
+    from verl.trainer.sft_config import SFTConfig
+
+    with pytest.raises(ConfigError) as info:
+        load_config(SFTConfig, ["trainer.n_gpus_per_node=1", "worker.actor.global_batch_size=4", arg])
+    assert f"{arg} is a setting of the RL policy update that SFT does not use" in str(info.value)
+
+
+def test_sft_find_last_checkpoint_maps_onto_resume_mode() -> None:
+    from verl.trainer.sft_config import SFTConfig
+
+    sft = ["trainer.n_gpus_per_node=1", "worker.actor.global_batch_size=4"]
+    assert load_config(SFTConfig, sft).trainer.resume_mode == "auto"
+    assert load_config(SFTConfig, [*sft, "trainer.find_last_checkpoint=false"]).trainer.resume_mode == "disable"
+
+
+@pytest.mark.parametrize("loss_type", ["default", "gspo", "gspo_token", "cispo", "sapo"])
+def test_every_policy_loss_of_core_algos_passes_validation(loss_type: str) -> None:
+    assert load(f"worker.actor.loss_type={loss_type}").worker.actor.loss_type == loss_type
+
+
+def test_every_loss_core_algos_implements_is_accepted() -> None:
+    from typing import get_args, get_type_hints
+
+    from verl.trainer.core_algos import LOSS_TYPES
+    from verl.workers.config import ActorConfig
+
+    accepted = set(get_args(get_type_hints(ActorConfig)["loss_type"]))
+    assert set(LOSS_TYPES) <= accepted
+
+
+def test_accepted_advantage_estimators_are_the_implemented_ones() -> None:
+    from typing import get_args
+
+    from verl.trainer.config import AdvEstimator
+    from verl.trainer.core_algos import ADV_ESTIMATORS
+
+    assert set(get_args(AdvEstimator)) - {"grpo_passk"} == set(ADV_ESTIMATORS)
 
 
 def test_multi_reward_fills_channels_and_keeps_explicit_ones() -> None:

@@ -84,7 +84,7 @@ def test_parse_cli_args_nests_dotted_keys_and_types_values() -> None:
     )
     assert path == "run.yaml"
     assert overrides == {
-        "a": {"b": {"c": True, "d": "1e-6"}, "l": ["x", "y"], "n": None, "m": {"k": 1}, "i": 8, "s": "hello"}
+        "a": {"b": {"c": True, "d": 1e-6}, "l": ["x", "y"], "n": None, "m": {"k": 1}, "i": 8, "s": "hello"}
     }
 
 
@@ -205,6 +205,18 @@ def test_renamed_key_points_to_the_new_name() -> None:
     assert "config key 'old_size' was renamed: use 'size'" in error_of({"old_size": 3})
 
 
+def test_renamed_key_loads_with_a_warning_naming_the_new_key(tmp_path, caplog) -> None:
+    path = tmp_path / "old.yaml"
+    path.write_text("old_size: 3\n")
+    with caplog.at_level("WARNING", logger="verl.utils.config_utils"):
+        cfg = load_config(Outer, ["config=" + str(path)])
+    assert cfg.size == 3
+    assert "config key 'old_size' was renamed: use 'size'" in caplog.text
+    assert load_config(Outer, ["old_size=5"]).size == 5  # from the command line too
+    with pytest.raises(ConfigError, match="'old_size' .* and 'size' are both set"):
+        load_config(Outer, ["config=" + str(path), "size=4", "old_size=6"])
+
+
 def test_derived_key_cannot_be_set_and_names_its_source() -> None:
     message = error_of({"inner": {"doubled": 4}})
     assert "'inner.doubled' cannot be set: it is derived at start-up from outer.size" in message
@@ -248,6 +260,32 @@ def test_precedence_defaults_yaml_overrides_cli(tmp_path) -> None:
     assert cfg.inner.leaf.depth == 8  # overrides over YAML
     assert cfg.inner.count == 9  # CLI over everything
     assert cfg.inner.leaf.ratio == 0.5 and cfg.inner.name == "x"  # defaults kept
+
+
+def test_interpolations_resolve_after_the_merge(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("VSR1_TEST_ROOT", "/data/root")
+    path = tmp_path / "run.yaml"
+    path.write_text("inner:\n  name: ${oc.env:VSR1_TEST_ROOT}/run-${size}\n  count: ${inner.leaf.depth}\n")
+    cfg = load_config(Outer, ["config=" + str(path), "size=7"])
+    assert cfg.inner.name == "/data/root/run-7"  # the CLI value of size, merged before resolution
+    assert cfg.inner.count == 3  # a default that no source sets
+    assert load_config(Outer, ["inner.name=${oc.env:VSR1_TEST_ROOT}"]).inner.name == "/data/root"
+    with pytest.raises(ConfigError, match=r"^inner\.name: cannot resolve the value: .*VSR1_TEST_NOPE"):
+        load_config(Outer, ["inner.name=${oc.env:VSR1_TEST_NOPE}"])
+    with pytest.raises(ConfigError, match=r"^inner\.count: cannot resolve the value: .*nope"):
+        load_config(Outer, ["inner.count=${nope}"])
+    with pytest.raises(ConfigError, match="cannot parse the value"):
+        load_config(Outer, ["inner.name=${inner.size"])
+    with pytest.raises(ConfigError, match="cannot parse the value"):
+        load_config(Outer, ["inner.name={{ x }} and ${inner.size"])
+
+
+def test_a_list_or_scalar_over_a_mapping_reaches_the_type_check() -> None:
+    with pytest.raises(ConfigError, match=r"inner\.extra: expected mapping of str to any value, got \[1\] \(list\)"):
+        load_config(Outer, ["inner.extra=[1]"])
+    with pytest.raises(ConfigError, match=r"inner\.leaf: is a config section"):
+        load_config(Outer, ["inner.leaf=[1, 2]"])
+    assert load_config(Outer, ["inner.tags={a: 1}", "inner.tags=[x]"]).inner.tags == ["x"]  # later wins
 
 
 def test_yaml_path_argument_and_cli_config_takes_its_place(tmp_path) -> None:

@@ -8,13 +8,16 @@ combination fails at start-up with the keys, their values and a fix instead of d
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Literal
 
 from ..utils.config_utils import ConfigError, derived, require
 from ..workers.config import ActorConfig, CriticConfig, WorkerConfig
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "LOGGERS",
@@ -24,9 +27,13 @@ __all__ = [
     "PPOConfig",
     "SelfRewardConfig",
     "TrainerConfig",
+    "resolve_resume_mode",
 ]
 
-AdvEstimator = Literal["grpo", "rloo", "reinforce_plus_plus", "reinforce_plus_plus_baseline", "remax", "gae"]
+AdvEstimator = Literal[
+    "grpo", "rloo", "reinforce_plus_plus", "reinforce_plus_plus_baseline", "remax", "gae", "grpo_passk"
+]
+"""Accepted ``adv_estimator`` names; EasyR1's ``grpo_passk`` is accepted by name and refused in ``post_init``."""
 GROUP_ESTIMATORS = ("grpo", "rloo", "reinforce_plus_plus_baseline")
 """Estimators whose baseline is the other responses to the same prompt: they need ``worker.rollout.n >= 2``."""
 
@@ -50,6 +57,24 @@ def _resolve_template(value: str | None, key: str) -> str | None:
     raise ConfigError(f"template file {value!r} not found (resolved to {os.path.abspath(value)!r})", key=key)
 
 
+def resolve_resume_mode(resume_mode: str | None, find_last_checkpoint: bool, load_checkpoint_path: str | None) -> str:
+    """``trainer.resume_mode`` from EasyR1's ``find_last_checkpoint`` when it is not set explicitly.
+
+    ``find_last_checkpoint=true`` → ``auto``; ``false`` → ``path`` with ``load_checkpoint_path``, else
+    ``disable``. An explicit ``resume_mode=auto`` with ``find_last_checkpoint=false`` is a contradiction.
+    """
+    if resume_mode is None:
+        if find_last_checkpoint:
+            return "auto"
+        return "path" if load_checkpoint_path is not None else "disable"
+    require(
+        find_last_checkpoint or resume_mode != "auto",
+        "resume_mode",
+        "'auto' contradicts trainer.find_last_checkpoint=false; set one of them",
+    )
+    return resume_mode
+
+
 @dataclass
 class DataConfig:
     """Where the prompts come from and how they are turned into model inputs."""
@@ -65,11 +90,11 @@ class DataConfig:
     image_key: str = "images"
     """column with the image(s)"""
     video_key: str = "videos"
-    """column with the video(s)"""
+    """column with the video(s); videos are not supported yet, so a data file with this column is refused"""
     image_dir: str | None = None
     """folder that relative image paths are read from"""
     video_fps: float = 2.0
-    """frames per second sampled from videos"""
+    """frames per second sampled from videos; only the default is accepted until videos are supported"""
     max_prompt_length: int = 512
     """prompt tokens (image tokens included); longer prompts are filtered out or are an error"""
     max_response_length: int = 512
@@ -95,6 +120,9 @@ class DataConfig:
     """images larger than this many pixels are downscaled; ``null`` = no upper bound"""
     filter_overlong_prompts: bool = True
     """drop (and count) prompts longer than ``max_prompt_length``; False makes them an error"""
+    filter_overlong_prompts_workers: int = 16
+    """EasyR1's process count for the length filter; here prompts are measured as rows are read, in the
+    data-loader workers (``dataloader_num_workers``), so only the default is accepted"""
     skip_bad_rows: bool = False
     """drop (and count) unreadable rows (missing image, empty question) instead of failing"""
     dataloader_num_workers: int = 0
@@ -115,7 +143,17 @@ class DataConfig:
             "val_batch_size",
             f"must be -1 (all at once) or >= 1, got {self.val_batch_size}",
         )
-        require(self.video_fps > 0, "video_fps", f"must be > 0, got {self.video_fps}")
+        require(
+            self.video_fps == 2.0,
+            "video_fps",
+            f"videos are not supported yet, so the frame rate cannot be set (got {self.video_fps}); remove the key",
+        )
+        require(
+            self.filter_overlong_prompts_workers == 16,
+            "filter_overlong_prompts_workers",
+            f"the length filter runs as rows are read, not in a process pool (got {self.filter_overlong_prompts_workers}"
+            "); use data.dataloader_num_workers to read rows in parallel",
+        )
         require(
             self.dataloader_num_workers >= 0,
             "dataloader_num_workers",
@@ -239,13 +277,15 @@ class AlgorithmConfig:
     lam: float = 1.0
     """GAE lambda"""
     adv_estimator: AdvEstimator = "grpo"
-    """advantage estimator; ``gae`` trains a critic (``worker.critic``)"""
+    """advantage estimator; ``gae`` trains a critic (``worker.critic``); EasyR1's ``grpo_passk`` is not built
+    yet and is refused"""
     norm_adv_by_std_in_grpo: bool = True
     """GRPO: divide by the group's reward std (False = Dr. GRPO)"""
     disable_kl: bool = False
-    """no KL at all and no reference model"""
+    """no KL at all and no reference model; wins over ``use_kl_loss`` (as in EasyR1)"""
     use_kl_loss: bool = False
-    """KL as a loss term of the actor (GRPO) instead of a penalty inside the reward"""
+    """KL as a loss term of the actor (GRPO) instead of a penalty inside the reward; ignored (with a log line)
+    when ``disable_kl`` is true"""
     kl_penalty: Literal["kl", "abs", "mse", "low_var_kl", "full"] = "kl"
     """KL estimator: ``kl`` (k1), ``abs``, ``mse`` (k2), ``low_var_kl`` (k3), ``full``"""
     kl_coef: float = 1e-3
@@ -270,15 +310,19 @@ class AlgorithmConfig:
     use_reference_policy: bool = derived(True, "algorithm.disable_kl")
 
     def post_init(self) -> None:
+        require(
+            self.adv_estimator != "grpo_passk",
+            "adv_estimator",
+            "'grpo_passk' (EasyR1's pass@k advantage) is not built yet; use grpo, rloo, reinforce_plus_plus, "
+            "reinforce_plus_plus_baseline, remax or gae",
+        )
         require(0.0 <= self.gamma <= 1.0, "gamma", f"must be in [0, 1], got {self.gamma}")
         require(0.0 <= self.lam <= 1.0, "lam", f"must be in [0, 1], got {self.lam}")
         require(self.kl_coef >= 0, "kl_coef", f"must be >= 0, got {self.kl_coef}")
         require(self.kl_horizon > 0, "kl_horizon", f"must be > 0, got {self.kl_horizon}")
-        require(
-            not (self.disable_kl and self.use_kl_loss),
-            "use_kl_loss",
-            "true contradicts algorithm.disable_kl=true; set one of them to false",
-        )
+        if self.disable_kl and self.use_kl_loss:
+            logger.info("algorithm.disable_kl=true: no KL term, so algorithm.use_kl_loss=true is ignored")
+            self.use_kl_loss = False
         if self.online_filtering:
             require(
                 self.filter_low < self.filter_high,
@@ -309,8 +353,6 @@ class AlgorithmConfig:
 @dataclass
 class TrainerConfig:
     """The loop: length, devices, logging, validation and checkpoints."""
-
-    renamed_keys: ClassVar[dict[str, str]] = {"find_last_checkpoint": "resume_mode"}
 
     total_epochs: int = 1
     """passes over the training data (EasyR1 default 15; the paper trains 1)"""
@@ -344,9 +386,15 @@ class TrainerConfig:
     """checkpoint folder; ``None`` = ``checkpoints/<project_name>/<experiment_name>``; made absolute"""
     load_checkpoint_path: str | None = None
     """a ``global_step_N`` folder to resume from; made absolute"""
-    resume_mode: Literal["auto", "disable", "path"] = "auto"
-    """``auto``: resume from ``load_checkpoint_path`` if set, else the latest checkpoint in
-    ``save_checkpoint_path`` if any; ``disable``: start fresh; ``path``: resume from ``load_checkpoint_path``"""
+    find_last_checkpoint: bool = True
+    """EasyR1's switch: true resumes from the newest checkpoint (``resume_mode=auto``); false starts fresh
+    (``resume_mode=disable``), or resumes from ``load_checkpoint_path`` when it is set (``resume_mode=path``)"""
+    resume_mode: Literal["auto", "disable", "path"] | None = None
+    """``auto``: resume from the newest complete checkpoint in ``save_checkpoint_path``, else from
+    ``load_checkpoint_path`` when set; ``disable``: start fresh; ``path``: resume from ``load_checkpoint_path``.
+    ``None`` (default) = from ``find_last_checkpoint``; set explicitly it wins over ``find_last_checkpoint``"""
+    ray_timeline: str | None = None
+    """EasyR1's Ray timeline dump; not built here, so only ``null`` is accepted"""
     max_try_make_batch: int = 20
     """online filtering: most generation rounds to fill one step; -1 = no limit"""
     response_path: str | None = None
@@ -390,6 +438,12 @@ class TrainerConfig:
         if self.response_path is None:
             self.response_path = os.path.join(self.save_checkpoint_path, "responses.jsonl")
         self.response_path = os.path.abspath(self.response_path)
+        require(
+            self.ray_timeline is None,
+            "ray_timeline",
+            f"writing a Ray timeline is not supported (got {self.ray_timeline!r}); remove the key",
+        )
+        self.resume_mode = resolve_resume_mode(self.resume_mode, self.find_last_checkpoint, self.load_checkpoint_path)
         if self.resume_mode == "path":
             require(
                 self.load_checkpoint_path is not None,
@@ -426,6 +480,7 @@ class PPOConfig:
         rollout.prompt_length = data.max_prompt_length
         rollout.response_length = data.max_response_length
         rollout.trust_remote_code = actor.model.trust_remote_code
+        self.worker.seed = trainer.seed
         actor.disable_kl = algo.disable_kl
         actor.use_kl_loss = algo.use_kl_loss
         actor.kl_penalty = algo.kl_penalty

@@ -15,11 +15,28 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..utils.config_utils import ConfigError, require
+from ..utils.config_utils import ConfigError, derived, require
 from ..workers.config import ActorConfig
-from .config import Logger, _resolve_template
+from .config import Logger, _resolve_template, resolve_resume_mode
 
-__all__ = ["SFTConfig", "SFTDataConfig", "SFTTrainerConfig", "SFTWorkerConfig"]
+__all__ = ["RL_ONLY_ACTOR_KEYS", "SFTConfig", "SFTDataConfig", "SFTTrainerConfig", "SFTWorkerConfig"]
+
+RL_ONLY_ACTOR_KEYS = (
+    "clip_ratio_low",
+    "clip_ratio_high",
+    "clip_ratio_dual",
+    "loss_type",
+    "loss_avg_mode",
+    "ppo_epochs",
+    "recompute_on_policy_log_probs",
+    "entropy_coeff",
+    "tau_positive",
+    "tau_negative",
+    "dynamic_batching",
+    "max_token_len_per_device",
+)
+"""``worker.actor`` keys of the policy update that the SFT step does not use (its loss is the token mean of the
+answer's negative log-likelihood over the whole batch, micro-batched by rows): a non-default value is refused."""
 
 
 @dataclass
@@ -72,6 +89,8 @@ class SFTWorkerConfig:
     """Only the actor: the model, optimizer and FSDP settings of the RL actor section."""
 
     actor: ActorConfig = field(default_factory=ActorConfig)
+    seed: int = derived(1, "trainer.seed")
+    """seed of model initialisation in the workers (each rank adds its rank)"""
 
 
 @dataclass
@@ -99,8 +118,12 @@ class SFTTrainerConfig:
     """run folder; ``None`` = ``checkpoints/<project_name>/<experiment_name>``; made absolute"""
     load_checkpoint_path: str | None = None
     """a ``global_step_N`` folder to resume from; made absolute"""
-    resume_mode: Literal["auto", "disable", "path"] = "auto"
-    """as in RL: ``auto`` resumes from ``load_checkpoint_path`` or the latest checkpoint of the run folder"""
+    find_last_checkpoint: bool = True
+    """as in RL (EasyR1's switch): true = ``resume_mode=auto``; false = ``disable``, or ``path`` when
+    ``load_checkpoint_path`` is set"""
+    resume_mode: Literal["auto", "disable", "path"] | None = None
+    """as in RL: ``auto`` resumes from the newest checkpoint of the run folder, else ``load_checkpoint_path``;
+    ``None`` (default) = from ``find_last_checkpoint``"""
     save_hf_model: bool = True
     """at the end, also write the model as a Hugging Face folder, ``<save_checkpoint_path>/hf_model``, that
     ``worker.actor.model.model_path`` of an RL run can point at directly"""
@@ -124,6 +147,7 @@ class SFTTrainerConfig:
         if self.save_checkpoint_path is None:
             self.save_checkpoint_path = os.path.join("checkpoints", self.project_name, self.experiment_name)
         self.save_checkpoint_path = os.path.abspath(self.save_checkpoint_path)
+        self.resume_mode = resolve_resume_mode(self.resume_mode, self.find_last_checkpoint, self.load_checkpoint_path)
         if self.resume_mode == "path":
             require(self.load_checkpoint_path is not None, "resume_mode", "'path' needs trainer.load_checkpoint_path")
         if self.load_checkpoint_path is not None:
@@ -144,6 +168,15 @@ class SFTConfig:
         actor, world = self.worker.actor, self.trainer.world_size
         gbs, micro = actor.global_batch_size, actor.micro_batch_size_per_device_for_update
         problems = []
+        defaults = ActorConfig()
+        for name in RL_ONLY_ACTOR_KEYS:
+            value = getattr(actor, name)
+            if value != getattr(defaults, name):
+                text = str(value).lower() if isinstance(value, bool) else value
+                problems.append(
+                    f"worker.actor.{name}={text} is a setting of the RL policy update that SFT does not use; "
+                    "remove it from the SFT config"
+                )
         if gbs % world:
             problems.append(
                 f"worker.actor.global_batch_size={gbs} examples per step must split evenly over the world size "
@@ -157,3 +190,4 @@ class SFTConfig:
         if problems:
             raise ConfigError.combine([ConfigError(p) for p in problems])
         actor.global_batch_size_per_device = gbs // world
+        self.worker.seed = self.trainer.seed

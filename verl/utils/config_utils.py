@@ -1,7 +1,8 @@
 """Typed configuration from dataclass defaults, a YAML file and ``key.sub=value`` command-line overrides.
 
-The CLI keeps EasyR1's shape, ``python3 -m verl.trainer.main config=path.yaml worker.rollout.n=8``, without
-OmegaConf: a config is a tree of dataclasses and this module fills it strictly.
+The CLI keeps EasyR1's shape, ``python3 -m verl.trainer.main config=path.yaml worker.rollout.n=8``, and, as
+EasyR1 does, OmegaConf merges the sources and resolves interpolations (``${trainer.experiment_name}``,
+``${oc.env:HOME}``). On top of that merge a config is a tree of dataclasses that this module fills strictly.
 
 - ``load_config(cls, argv)`` merges, in order of increasing priority: the dataclass defaults, the YAML file
   (``config=FILE``), the ``overrides`` dict and the command line; then it builds the dataclass tree and runs
@@ -10,18 +11,18 @@ OmegaConf: a config is a tree of dataclasses and this module fills it strictly.
 - Unknown keys are errors naming the full dotted key and the closest valid ones. A value of the wrong type is an
   error naming the key, the value and the expected type. A derived key (a field declared with ``init=False``,
   see :func:`derived`) cannot be set; the error says which key to set instead.
-- A section may declare ``renamed_keys: ClassVar[dict[str, str]]`` (old name → new name); using an old name is an
-  error pointing to the new one, never a silent alias.
+- A section may declare ``renamed_keys: ClassVar[dict[str, str]]`` (old name → new name); an old name is moved
+  to the new one with a warning, so a config written for the old name still loads.
 - Several problems are reported together, one per line, so one run shows every typo.
 
-Value conversion (values come from ``yaml.safe_load``, so ``true``, ``null``, ``[a, b]``, ``{k: v}`` are typed):
+Value conversion (values come from OmegaConf's YAML parser, so ``true``, ``1e-6``, ``null``, ``[a, b]``,
+``{k: v}`` are typed):
 
 - ``int``: ints; an integral float (``8.0``) or a numeric string (``"8"``, ``"1e3"``) that is integral. Bools and
   non-integral numbers are rejected.
-- ``float``: ints and floats; a numeric string such as ``1e-6`` (YAML 1.1, which PyYAML follows, reads ``1e-6``
-  without a dot as a string). Bools are rejected.
-- ``bool``: YAML booleans (``true``/``false``; PyYAML also reads ``yes``/``no``/``on``/``off`` as booleans) and
-  the strings ``"true"``/``"false"`` in any case. Numbers (``0``, ``1``) and other strings are rejected.
+- ``float``: ints and floats; a numeric string such as ``"1e-6"``. Bools are rejected.
+- ``bool``: YAML booleans (``true``/``false``; also ``yes``/``no``/``on``/``off``) and the strings
+  ``"true"``/``"false"`` in any case. Numbers (``0``, ``1``) and other strings are rejected.
 - ``str``: strings; ints and floats are turned into their text (``experiment_name=7``). Bools, lists and
   mappings are rejected.
 - ``Literal[...]``: the value must equal one of the choices (the error lists them).
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import os
 import re
 import types
@@ -41,8 +43,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Literal, TypeVar, Union
 
 import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ConfigError",
@@ -52,6 +57,7 @@ __all__ = [
     "format_config",
     "load_config",
     "load_yaml",
+    "merge_sources",
     "parse_cli_args",
     "require",
     "run_post_init",
@@ -98,15 +104,16 @@ def derived(default: Any, source: str | None = None) -> Any:
     return dataclasses.field(default=default, init=False, metadata={"derived_from": source})
 
 
-# ----------------------------------------------------------------------------- command line and YAML
+# ----------------------------------------------------------------------------- command line, YAML and the merge
 
 
-def parse_cli_args(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
-    """Split ``["config=a.yaml", "data.max_pixels=1000", ...]`` into the YAML path and a nested override dict.
+def parse_cli_args(argv: list[str]) -> tuple[str | None, DictConfig]:
+    """Split ``["config=a.yaml", "data.max_pixels=1000", ...]`` into the YAML path and the overrides.
 
-    Values are parsed with ``yaml.safe_load`` (``true``, ``1e-6``, ``[a,b]``, ``null``, ``{k: v}``); text that is
-    not YAML (``{{ content }} Answer.``) stays a string, except a broken list (``[a,b``), which is an error. An
-    empty value (``key=``) is the empty string. Later arguments win over earlier ones.
+    Each value is parsed by OmegaConf as EasyR1 parses it (``true``, ``1e-6``, ``[a,b]``, ``null``, ``{k: v}``,
+    ``${oc.env:HOME}`` kept for resolution after the merge); text that is not YAML (``{{ content }} Answer.``)
+    stays a string, except a broken list (``[a,b``), which is an error. An empty value (``key=``) is the empty
+    string. Later arguments win over earlier ones.
     """
     config_path: str | None = None
     overrides: dict[str, Any] = {}
@@ -121,72 +128,137 @@ def parse_cli_args(argv: list[str]) -> tuple[str | None, dict[str, Any]]:
         if key == "config":
             config_path = text
             continue
-        parts = key.split(".")
-        if not all(_KEY_PART.fullmatch(part) for part in parts):
+        if not all(_KEY_PART.fullmatch(part) for part in key.split(".")):
             raise ConfigError(f"command-line argument {arg!r}: {key!r} is not a dotted key like worker.rollout.n")
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError as exc:
-            if text.lstrip().startswith("["):  # a broken list would otherwise split into odd strings
-                raise ConfigError(f"command-line argument {arg!r}: cannot parse the value {text!r}: {exc}") from None
-            value = text  # not YAML, e.g. an inline Jinja template: the text itself
-        _set_dotted(overrides, parts, value)
-    return config_path, overrides
+            node = OmegaConf.from_dotlist([f"{key}={text}"]) if text.strip() else _dotted(key, "")
+        except (yaml.YAMLError, OmegaConfBaseException) as exc:
+            problem = _first_line(exc)
+            node = None
+            if not text.lstrip().startswith(("[", "${")):  # a broken list or interpolation is a typo, not text
+                try:
+                    node = _dotted(key, text)  # not YAML, e.g. an inline Jinja template: the text itself
+                except OmegaConfBaseException as text_exc:  # e.g. a broken ${...} inside the text
+                    problem = _first_line(text_exc)
+            if node is None:
+                raise ConfigError(
+                    f"command-line argument {arg!r}: cannot parse the value {text!r}: {problem}"
+                ) from None
+        overrides = _merge(overrides, OmegaConf.to_container(node, resolve=False))
+    return config_path, OmegaConf.create(overrides)
 
 
-def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The mapping in a YAML config file (an empty file is an empty mapping)."""
+def load_yaml(path: str | os.PathLike[str]) -> DictConfig:
+    """The mapping in a YAML config file, interpolations unresolved (an empty file is an empty mapping)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ConfigError(f"config file {path!r} not found (resolved to {os.path.abspath(path)!r})")
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+        data = OmegaConf.load(path)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path!r} is not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path!r} must hold a mapping of sections, got {_show(data)}")
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"config file {path!r}: {_first_line(exc)}") from None
+    if not isinstance(data, DictConfig):
+        raise ConfigError(f"config file {path!r} must hold a mapping of sections, got a list")
     return data
 
 
-def _set_dotted(target: dict[str, Any], parts: list[str], value: Any) -> None:
-    node = target
-    for part in parts[:-1]:
-        child = node.get(part)
-        if not isinstance(child, dict):
-            child = node[part] = {}
-        node = child
-    node[parts[-1]] = value
+def _first_line(exc: Exception) -> str:
+    """OmegaConf appends ``full_key``/``object_type`` lines to its messages; the first line is the problem."""
+    text = getattr(exc, "msg", None) or str(exc)
+    return str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__
 
 
-def _expand_dotted(data: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"data.max_pixels": 1}`` → ``{"data": {"max_pixels": 1}}``, merged with the undotted keys."""
-    out: dict[str, Any] = {}
+def _dotted(key: str, value: Any) -> DictConfig:
+    """``{"a": {"b": value}}`` for the key ``a.b``; a string value is kept as it is (no parsing)."""
+    node = OmegaConf.create()
+    OmegaConf.update(node, key, value, merge=True)
+    return node
+
+
+def _from_mapping(overrides: Mapping[str, Any]) -> DictConfig:
+    """A nested mapping, possibly with dotted keys (``{"data.max_pixels": 1}``), as one OmegaConf tree."""
+    node = OmegaConf.create()
+    for key, value in overrides.items():
+        OmegaConf.update(node, str(key), value, merge=True)
+    return node
+
+
+def merge_sources(cls: type, sources: list[DictConfig]) -> dict[str, Any]:
+    """The defaults of ``cls`` with ``sources`` merged on top in order (OmegaConf), interpolations resolved.
+
+    Renamed keys (a section's ``renamed_keys``) are moved to their new name in each source first, with a
+    warning, so an old name never stops a config; it is an error only when a source also sets the new name to
+    another value. The defaults take part in the merge so that ``${trainer.experiment_name}`` resolves to the
+    default when the YAML does not set it. Unknown keys and wrong types pass through untouched: the builder
+    reports them with the strict messages.
+    """
+    errors: list[ConfigError] = []
+    renamed = []
+    for source in sources:
+        data = OmegaConf.to_container(source, resolve=False)
+        renamed.append(_apply_renames(cls, data, "", errors))
+    if errors:
+        raise ConfigError.combine(errors)
+    try:
+        defaults = config_to_dict(cls(), include_derived=False)
+    except TypeError:  # a section without defaults: nothing to fall back on
+        defaults = {}
+    try:
+        merged: dict[str, Any] = defaults
+        for data in renamed:
+            merged = _merge(merged, data)
+        return OmegaConf.to_container(OmegaConf.create(merged), resolve=True, throw_on_missing=True)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None)
+        raise ConfigError(f"cannot resolve the value: {_first_line(exc)}", key=key or None) from None
+
+
+def _merge(base: dict[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` merged over ``base`` by OmegaConf (mappings key by key, anything else replaced), unresolved."""
+    _drop_replaced(base, data)
+    return OmegaConf.to_container(OmegaConf.merge(base, data), resolve=False)
+
+
+def _drop_replaced(base: dict[str, Any], data: Mapping[str, Any]) -> None:
+    """Remove from ``base`` what ``data`` replaces rather than merges into (anything but a mapping over a
+    mapping), so that a list over a mapping (``reward_channels=[accuracy]``) reaches the type check instead of
+    OmegaConf refusing to merge the two."""
     for key, value in data.items():
-        if isinstance(key, str) and "." in key:
-            out = _deep_merge(out, _nest(key.split("."), value))
+        if key not in base:
+            continue
+        if isinstance(base[key], dict) and isinstance(value, Mapping):
+            _drop_replaced(base[key], value)
         else:
-            out = _deep_merge(out, {key: value})
-    return out
+            del base[key]
 
 
-def _nest(parts: list[str], value: Any) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    _set_dotted(nested, parts, value)
-    return nested
-
-
-def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``override`` on top of ``base``; mappings merge key by key, anything else is replaced."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
+def _apply_renames(cls: type, data: Any, path: str, errors: list[ConfigError]) -> Any:
+    """``data`` (one source, plain containers) with old key names of ``cls``'s sections moved to the new ones."""
+    if not isinstance(data, dict):
+        return data
+    old_to_new = getattr(cls, "renamed_keys", {})
+    for old, new in old_to_new.items():
+        if old not in data:
+            continue
+        value = data.pop(old)
+        if new in data and data[new] != value:
+            errors.append(
+                ConfigError(
+                    f"'{_join(path, old)}' (the old name of '{_join(path, new)}') and '{_join(path, new)}' are "
+                    f"both set, to {_show(value)} and {_show(data[new])}; keep only '{_join(path, new)}'"
+                )
+            )
+            continue
+        data[new] = value
+        logger.warning("config key '%s' was renamed: use '%s' (its value is used)", _join(path, old), _join(path, new))
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if f.name in data and isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            data[f.name] = _apply_renames(tp, data[f.name], _join(path, f.name), errors)
+    return data
 
 
 # ----------------------------------------------------------------------------- building
@@ -198,18 +270,23 @@ def load_config(
     yaml_path: str | os.PathLike[str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> T:
-    """Defaults of ``cls`` ← YAML ← ``overrides`` ← command line, built strictly, then ``post_init`` everywhere.
+    """Defaults of ``cls`` ← YAML ← ``overrides`` ← command line, merged by OmegaConf, built strictly, then
+    ``post_init`` everywhere.
 
     ``argv`` is the command line without the program name (``sys.argv[1:]``); a ``config=FILE`` in it takes the
     place of ``yaml_path``. ``overrides`` may use nested dicts or dotted keys (``{"data.max_pixels": 1000}``).
+    Both entry points (``verl.trainer.main`` and ``verl.trainer.sft``) load through this function.
     """
-    cli_path, cli_overrides = parse_cli_args(argv) if argv is not None else (None, {})
+    cli_path, cli_overrides = parse_cli_args(argv) if argv is not None else (None, OmegaConf.create())
     path = cli_path if cli_path is not None else yaml_path
-    merged: dict[str, Any] = load_yaml(path) if path is not None else {}
+    sources = [load_yaml(path)] if path is not None else []
     if overrides:
-        merged = _deep_merge(merged, _expand_dotted(overrides))
-    merged = _deep_merge(merged, cli_overrides)
-    config = build_config(cls, merged)
+        try:
+            sources.append(_from_mapping(overrides))
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"overrides: {_first_line(exc)}") from None
+    sources.append(cli_overrides)
+    config = build_config(cls, merge_sources(cls, sources))
     run_post_init(config)
     return config
 

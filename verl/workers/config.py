@@ -75,8 +75,8 @@ class LoraConfig:
 
     rank: int = 0
     """adapter rank; 0 disables LoRA"""
-    alpha: int = 16
-    """scaling numerator: the update is scaled by ``alpha / rank``"""
+    alpha: int = 64
+    """scaling numerator: the update is scaled by ``alpha / rank`` (EasyR1's default, 64)"""
     target_modules: str = "all-linear"
     """PEFT target modules: ``all-linear`` or a comma-separated list such as ``q_proj,k_proj,v_proj,o_proj``"""
     dropout: float = 0.0
@@ -211,6 +211,12 @@ def _check_batching(section: Any) -> None:
     require(section.max_grad_norm > 0, "max_grad_norm", f"must be > 0, got {section.max_grad_norm}")
     require(section.ppo_epochs >= 1, "ppo_epochs", f"must be >= 1, got {section.ppo_epochs}")
     require(section.ulysses_size >= 1, "ulysses_size", f"must be >= 1, got {section.ulysses_size}")
+    require(
+        section.ulysses_size == 1,
+        "ulysses_size",
+        f"sequence parallelism is not built yet, so only 1 is accepted (got {section.ulysses_size}); shorten "
+        "data.max_response_length or lower the micro batch sizes to fit the memory instead",
+    )
     if section.max_token_len_per_device is not None:
         require(
             section.max_token_len_per_device >= 1,
@@ -248,9 +254,10 @@ class ActorConfig:
     ``seq-mean-token-mean`` (mean per response, then over responses), ``seq-mean-token-sum`` (sum per response,
     mean over responses), ``seq-mean-token-sum-norm`` (sum per response / max response length, Dr. GRPO).
     EasyR1's ``token`` and ``seq`` are accepted and normalised to ``token-mean`` and ``seq-mean-token-mean``."""
-    loss_type: Literal["default", "gspo", "cispo"] = "default"
-    """policy loss: ``default`` = clipped PPO on token ratios; ``gspo`` = sequence-level ratio; ``cispo`` =
-    clipped importance-sampling weight times log-prob"""
+    loss_type: Literal["default", "gspo", "gspo_token", "cispo", "sapo"] = "default"
+    """policy loss: ``default`` = clipped PPO on token ratios; ``gspo`` = sequence-level ratio; ``gspo_token`` =
+    the sequence ratio's value with per-token gradients; ``cispo`` = clipped importance-sampling weight times
+    log-prob; ``sapo`` = a smooth sigmoid gate instead of the clip (``tau_positive``/``tau_negative``)"""
     ppo_epochs: int = 1
     """passes over each rollout batch"""
     recompute_on_policy_log_probs: bool = False
@@ -270,10 +277,15 @@ class ActorConfig:
     """token budget of one micro-batch with dynamic batching; ``None`` = the micro batch size times the
     batch's padded sequence length (EasyR1's rule)"""
     ulysses_size: int = 1
-    """Ulysses sequence-parallel degree (ranks that share one sequence)"""
+    """Ulysses sequence-parallel degree (ranks that share one sequence); sequence parallelism is not built yet,
+    so values above 1 are refused at start-up"""
     use_torch_compile: bool = False
-    """compile the log-prob/entropy helpers with ``torch.compile`` (EasyR1 default True; off here because
-    compilation dominates short CPU runs)"""
+    """compile the log-prob/entropy helpers with ``torch.compile``. EasyR1 defaults to True; not built here, so
+    ``true`` is refused at start-up"""
+    tau_positive: float = 1.0
+    """``loss_type=sapo``: gate temperature for tokens with a non-negative advantage"""
+    tau_negative: float = 1.05
+    """``loss_type=sapo``: gate temperature for tokens with a negative advantage"""
     entropy_coeff: float = 0.0
     """weight of the entropy bonus (subtracted from the loss)"""
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -294,6 +306,13 @@ class ActorConfig:
         require(self.clip_ratio_low >= 0, "clip_ratio_low", f"must be >= 0, got {self.clip_ratio_low}")
         require(self.clip_ratio_high >= 0, "clip_ratio_high", f"must be >= 0, got {self.clip_ratio_high}")
         require(self.clip_ratio_dual > 1.0, "clip_ratio_dual", f"must be > 1, got {self.clip_ratio_dual}")
+        require(self.tau_positive > 0, "tau_positive", f"must be > 0, got {self.tau_positive}")
+        require(self.tau_negative > 0, "tau_negative", f"must be > 0, got {self.tau_negative}")
+        require(
+            not self.use_torch_compile,
+            "use_torch_compile",
+            "torch.compile of the log-prob helpers is not built yet, so only false is accepted",
+        )
 
 
 @dataclass
@@ -333,10 +352,13 @@ class CriticConfig:
     """as ``worker.actor.loss_avg_mode``"""
     ppo_epochs: int = 1
     padding_free: bool = False
+    """the value model runs on padded batches: only ``false`` is accepted"""
     dynamic_batching: bool = False
     max_token_len_per_device: int | None = None
     ulysses_size: int = 1
     model: ModelConfig = field(default_factory=ModelConfig)
+    """the value model's weights; ``lora`` and ``freeze_vision_tower`` are built for the actor only and refused
+    here"""
     optim: OptimConfig = field(default_factory=OptimConfig)
     fsdp: FSDPConfig = field(default_factory=FSDPConfig)
     offload: OffloadConfig = field(default_factory=OffloadConfig)
@@ -347,6 +369,21 @@ class CriticConfig:
     def post_init(self) -> None:
         _check_batching(self)
         require(self.cliprange_value > 0, "cliprange_value", f"must be > 0, got {self.cliprange_value}")
+        require(
+            not self.padding_free,
+            "padding_free",
+            "the value model runs on padded batches; padding-free packing is built for the actor only",
+        )
+        require(
+            self.model.lora.rank == 0,
+            "model.lora.rank",
+            "LoRA is built for the actor only; the critic trains all weights",
+        )
+        require(
+            not self.model.freeze_vision_tower,
+            "model.freeze_vision_tower",
+            "freezing the vision tower is built for the actor only; the critic trains all weights",
+        )
 
 
 @dataclass
@@ -425,10 +462,16 @@ class RewardConfig:
     skip_special_tokens: bool = True
     """decode responses without special tokens before scoring"""
     num_cpus: int = 1
-    """CPUs reserved for the reward worker"""
+    """EasyR1's CPUs for a separate reward worker; here the reward function runs in the trainer process, so
+    only the default (1) is accepted"""
 
     def post_init(self) -> None:
-        require(self.num_cpus >= 1, "num_cpus", f"must be >= 1, got {self.num_cpus}")
+        require(
+            self.num_cpus == 1,
+            "num_cpus",
+            f"the reward function runs in the trainer process, not in a reward worker with its own CPUs (got "
+            f"{self.num_cpus}); remove the key",
+        )
         if self.reward_function is None:
             return
         location, _, name = self.reward_function.strip().rpartition(":")
@@ -461,7 +504,8 @@ class WorkerConfig:
     """Everything that runs on the GPUs (or CPU ranks)."""
 
     hybrid_engine: bool = True
-    """actor, rollout and reference share each GPU (colocated), swapping memory between phases"""
+    """actor, rollout and reference share each GPU (colocated), swapping memory between phases; the only layout
+    built, so ``false`` is refused at start-up"""
     actor: ActorConfig = field(default_factory=ActorConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
     ref: RefConfig = field(default_factory=RefConfig)
@@ -470,8 +514,15 @@ class WorkerConfig:
     """reward for validation (Vision-SR1 scripts set it to an accuracy-only function); when its
     ``reward_function`` is unset it becomes a copy of ``reward`` with ``val_reward``'s kwargs merged on top"""
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    seed: int = derived(1, "trainer.seed")
+    """seed of model initialisation and sampling in the workers (each rank adds its rank)"""
 
     def post_init(self) -> None:
+        require(
+            self.hybrid_engine,
+            "hybrid_engine",
+            "separate actor and rollout GPUs are not built; only the colocated layout (true) is accepted",
+        )
         for name in (
             "micro_batch_size_per_device_for_experience",
             "padding_free",

@@ -282,7 +282,10 @@ class TrainingLoop:
         method = getattr(exc, "method", "?")
         cause_type = getattr(exc, "cause_type", "") or type(exc).__name__
         cause_message = getattr(exc, "cause_message", None)
-        cause = f"{cause_type}: {cause_message}" if cause_message is not None else str(exc).split("\n", 1)[0]
+        if cause_message is not None:  # on one line: pydantic's messages span several
+            cause = f"{cause_type}: " + " | ".join(line.strip() for line in cause_message.splitlines() if line.strip())
+        else:
+            cause = str(exc).split("\n", 1)[0]
         head = (
             f"the {self._role(getattr(exc, 'group', ''))} worker (rank {getattr(exc, 'rank', '?')}) failed during "
             f"{method} at step {self.global_step} (phase {self.phase}): {cause}"

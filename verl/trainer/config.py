@@ -345,8 +345,8 @@ class TrainerConfig:
     load_checkpoint_path: str | None = None
     """a ``global_step_N`` folder to resume from; made absolute"""
     resume_mode: Literal["auto", "disable", "path"] = "auto"
-    """``auto``: resume from ``load_checkpoint_path`` if set, else the latest checkpoint in
-    ``save_checkpoint_path`` if any; ``disable``: start fresh; ``path``: resume from ``load_checkpoint_path``"""
+    """``auto``: resume from the newest complete checkpoint in ``save_checkpoint_path``, else from
+    ``load_checkpoint_path`` when set; ``disable``: start fresh; ``path``: resume from ``load_checkpoint_path``"""
     max_try_make_batch: int = 20
     """online filtering: most generation rounds to fill one step; -1 = no limit"""
     response_path: str | None = None

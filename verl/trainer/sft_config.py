@@ -100,7 +100,7 @@ class SFTTrainerConfig:
     load_checkpoint_path: str | None = None
     """a ``global_step_N`` folder to resume from; made absolute"""
     resume_mode: Literal["auto", "disable", "path"] = "auto"
-    """as in RL: ``auto`` resumes from ``load_checkpoint_path`` or the latest checkpoint of the run folder"""
+    """as in RL: ``auto`` resumes from the newest checkpoint of the run folder, else ``load_checkpoint_path``"""
     save_hf_model: bool = True
     """at the end, also write the model as a Hugging Face folder, ``<save_checkpoint_path>/hf_model``, that
     ``worker.actor.model.model_path`` of an RL run can point at directly"""

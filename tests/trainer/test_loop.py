@@ -324,6 +324,7 @@ def test_rerun_advice_only_with_a_checkpoint_and_a_failure_a_rerun_would_not_rep
 
     for method, cause, types in [
         ("init_model", "RuntimeError", runtime),  # raised while the workers start
+        ("load_checkpoint", "RuntimeError", runtime),  # the checkpoint a rerun would load again
         ("generate_sequences", "ValueError", ("ValueError", "Exception")),
         ("generate_sequences", "pydantic_core._pydantic_core.ValidationError", ("ValidationError", "ValueError")),
     ]:

@@ -38,8 +38,9 @@ logger = logging.getLogger(__name__)
 PROGRESS_FILE = "progress.json"
 METRICS_FILE = "metrics.jsonl"
 
-# Worker methods whose failure is a set-up failure: model loading, engine start. A rerun repeats it.
-SETUP_METHODS = frozenset({"__init__", "init_model"})
+# Worker methods whose failure is a set-up failure: model loading, engine start, loading the checkpoint to
+# resume from. A rerun repeats it.
+SETUP_METHODS = frozenset({"__init__", "init_model", "load_checkpoint"})
 # Exception types (or their bases) that mean bad configuration or input: a rerun repeats them too.
 SETUP_ERROR_TYPES = frozenset(
     {

@@ -333,6 +333,17 @@ def test_rerun_advice_only_with_a_checkpoint_and_a_failure_a_rerun_would_not_rep
         assert "Rerun the same command to resume" not in message
 
 
+def test_rerun_advice_follows_the_resume_mode(tmp_path) -> None:
+    start = _checkpoint(tmp_path / "elsewhere", 4)
+    loop = _Loop(tmp_path / "run", 3, f"trainer.load_checkpoint_path={start}")
+    message = _failure(loop, "generate_sequences", "RuntimeError", ("RuntimeError",))
+    assert f"no complete checkpoint yet: rerunning the same command starts again from {start}" in message
+    _checkpoint(tmp_path / "run", 1)
+    loop = _Loop(tmp_path / "run", 3, "trainer.resume_mode=disable")
+    message = _failure(loop, "generate_sequences", "RuntimeError", ("RuntimeError",))
+    assert "Rerun with trainer.resume_mode=auto to resume from it (trainer.resume_mode=disable would not)" in message
+
+
 def test_a_worker_failing_at_start_becomes_training_aborted(tmp_path) -> None:
     loop = _Loop(tmp_path, 1)
 

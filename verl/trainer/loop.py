@@ -267,9 +267,19 @@ class TrainingLoop:
 
     def _resume_advice(self) -> str:
         """What a rerun of the same command does now: resume from the newest complete checkpoint, or start over."""
+        t = self.config.trainer
         latest = self._last_checkpoint()
         if latest is None:
+            if t.resume_mode != "disable" and t.load_checkpoint_path:
+                return (
+                    f"no complete checkpoint yet: rerunning the same command starts again from {t.load_checkpoint_path}"
+                )
             return "no complete checkpoint yet: rerunning the same command starts over from step 0"
+        if t.resume_mode != "auto":  # disable starts over, path loads load_checkpoint_path again
+            return (
+                f"last complete checkpoint: {latest}, intact. Rerun with trainer.resume_mode=auto to resume from it "
+                f"(trainer.resume_mode={t.resume_mode} would not)"
+            )
         return (
             f"last complete checkpoint: {latest}, intact. Rerun the same command to resume from it "
             "(trainer.resume_mode=auto)"

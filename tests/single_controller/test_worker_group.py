@@ -119,6 +119,9 @@ class ModelWorker(Worker):
     def step(self) -> None:
         raise RuntimeError("NCCL timeout on the all-gather")
 
+    def unregistered_init(self) -> None:  # reached through execute_all only: not wrapped, Ray's fallback text
+        self.init_model()
+
 
 class FailingInitWorker(Worker):
     def __init__(self) -> None:
@@ -271,6 +274,12 @@ def test_an_unpicklable_worker_exception_arrives_as_its_type_and_message(ray_ses
     assert error.cause_type == "pydantic_core._pydantic_core.ValidationError"
     assert "ValueError" in error.cause_types  # pydantic's ValidationError is a ValueError: a config-type error
     assert "validate_python" in error.remote_traceback and "worker traceback:" in str(error)
+
+    with RayWorkerGroup(_cpu_pool(), ModelWorker, name_prefix="unwrapped") as wg, pytest.raises(WorkerError) as info:
+        wg.execute_all("unregistered_init")  # Ray's "isn't serializable" text: the cause is read from the traceback
+    assert info.value.cause_type == "pydantic_core._pydantic_core.ValidationError"
+    assert info.value.cause_message.startswith("1 validation error for int\n  Input should be a valid integer")
+    assert "isn't serializable" not in str(info.value).split("\n", 1)[0]
 
 
 def test_a_worker_failure_reaches_the_user_as_its_cause_with_the_right_advice(ray_session, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 
@@ -101,6 +102,25 @@ class EchoWorker(Worker):
 
     def hidden(self) -> str:
         return "not exposed"
+
+
+class ModelWorker(Worker):
+    """Fails the way vLLM's engine does on a bad length: a pydantic ValidationError holding an unpicklable value."""
+
+    @register(dispatch_mode=Dispatch.ONE_TO_ALL)
+    def init_model(self) -> None:
+        import threading
+
+        import pydantic
+
+        pydantic.TypeAdapter(int).validate_python(threading.Lock())  # the error keeps the lock: not picklable
+
+    @register(dispatch_mode=Dispatch.ONE_TO_ALL)
+    def step(self) -> None:
+        raise RuntimeError("NCCL timeout on the all-gather")
+
+    def unregistered_init(self) -> None:  # reached through execute_all only: not wrapped, Ray's fallback text
+        self.init_model()
 
 
 class FailingInitWorker(Worker):
@@ -237,8 +257,76 @@ def test_failing_init_raises_and_cleans_up(ray_session):
     pool = _cpu_pool()
     with pytest.raises(WorkerError, match=r"FailingInitWorker rank 1 of 2 .* died during __init__") as info:
         RayWorkerGroup(pool, FailingInitWorker, name_prefix="failing_init")
-    assert "cannot start rank 1" in str(info.value)
+    first_line = str(info.value).split("\n", 1)[0]
+    assert first_line.endswith("died during __init__: RuntimeError: cannot start rank 1")
+    assert (info.value.cause_type, info.value.cause_message) == ("RuntimeError", "cannot start rank 1")
     assert not [name for name in ray.util.list_named_actors() if name.startswith("failing_init")]
+
+
+def test_an_unpicklable_worker_exception_arrives_as_its_type_and_message(ray_session):
+    with RayWorkerGroup(_cpu_pool(), ModelWorker, name_prefix="unpicklable") as wg, pytest.raises(WorkerError) as info:
+        wg.init_model()
+    error = info.value
+    first_line = str(error).split("\n", 1)[0]
+    assert first_line.startswith("ModelWorker.init_model raised on rank ")
+    assert "pydantic_core._pydantic_core.ValidationError: 1 validation error for int | Input should be" in first_line
+    assert "isn't serializable" not in str(error)
+    assert error.cause_type == "pydantic_core._pydantic_core.ValidationError"
+    assert "ValueError" in error.cause_types  # pydantic's ValidationError is a ValueError: a config-type error
+    assert "validate_python" in error.remote_traceback and "worker traceback:" in str(error)
+
+    with RayWorkerGroup(_cpu_pool(), ModelWorker, name_prefix="unwrapped") as wg, pytest.raises(WorkerError) as info:
+        wg.execute_all("unregistered_init")  # Ray's "isn't serializable" text: the cause is read from the traceback
+    assert info.value.cause_type == "pydantic_core._pydantic_core.ValidationError"
+    assert info.value.cause_message.startswith("1 validation error for int\n  Input should be a valid integer")
+    assert "isn't serializable" not in str(info.value).split("\n", 1)[0]
+
+
+def test_a_worker_failure_reaches_the_user_as_its_cause_with_the_right_advice(ray_session, tmp_path):
+    """Through the training loop: a failure while the model starts says to fix the cause (a rerun would repeat
+    it), a runtime failure after a checkpoint says to rerun and resume."""
+    from verl.trainer import TrainingAborted
+    from verl.trainer.config import PPOConfig
+    from verl.trainer.loop import TrainingLoop
+    from verl.utils import checkpoint as ckpt
+    from verl.utils.config_utils import load_config
+
+    class Loop(TrainingLoop):
+        def _start_workers(self) -> None:
+            self.group = RayWorkerGroup(_cpu_pool(), ModelWorker, name_prefix="loop_model")
+            self.group.init_model()
+
+        def _checkpoint_groups(self) -> dict:
+            return {"actor": getattr(self, "group", None)}
+
+    loop = Loop(load_config(PPOConfig, [f"trainer.save_checkpoint_path={tmp_path}", "trainer.logger=[file]"]))
+    ckpt.partial_dir(tmp_path, 1)
+    ckpt.finalize(tmp_path, 1, {"global_step": 1})
+    try:
+        with pytest.raises(TrainingAborted) as info:
+            loop.init_workers()
+        head, advice = str(info.value).split("\n")[:2]
+        assert re.match(r"the loop_model worker \(rank [01]\) failed during init_model at step 0 \(phase init_wo", head)
+        assert "pydantic_core._pydantic_core.ValidationError: 1 validation error for int" in head
+        assert advice.startswith("a rerun of the same command would fail the same way: fix the setting")
+        assert "Rerun the same command to resume" not in str(info.value)
+
+        loop.global_step, loop.phase = 3, "update_actor"
+        with pytest.raises(TrainingAborted) as info:
+            try:
+                loop.group.step()
+            except WorkerError as exc:
+                raise loop._worker_failure(exc) from exc
+        head, advice = str(info.value).split("\n")[:2]
+        assert head.endswith(
+            "failed during step at step 3 (phase update_actor): RuntimeError: NCCL timeout on the all-gather"
+        )
+        assert advice == (
+            f"last complete checkpoint: {tmp_path / 'global_step_1'}, intact. Rerun the same command to resume from "
+            "it (trainer.resume_mode=auto)"
+        )
+    finally:
+        loop.shutdown()
 
 
 def test_dead_actor_reports_rank(ray_session):

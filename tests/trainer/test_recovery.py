@@ -11,15 +11,29 @@ from typing import Any
 import pytest
 
 from verl.single_controller import WorkerError
-from verl.trainer import TrainingAborted
+from verl.trainer import TrainingAborted, core_algos
 from verl.trainer.config import PPOConfig
-from verl.trainer.ray_trainer import RayPPOTrainer, drop_rows_after
+from verl.trainer.loop import drop_rows_after
+from verl.trainer.ray_trainer import RayPPOTrainer
 from verl.utils import checkpoint as ckpt
 from verl.utils.config_utils import load_config
 
 
 class _Loader:
     epoch = 0
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch}
+
+
+class _Group:
+    """Saves an empty part where the checkpoint asks for it."""
+
+    def save_checkpoint(self, path: str) -> None:
+        Path(path).mkdir(parents=True)
+
+    def shutdown(self) -> None:
+        pass
 
 
 def _trainer(tmp_path: Path, *argv: str, steps: list[Any]) -> RayPPOTrainer:
@@ -32,6 +46,8 @@ def _trainer(tmp_path: Path, *argv: str, steps: list[Any]) -> RayPPOTrainer:
     trainer.global_step, trainer.phase, trainer._nonfinite_streak = 0, "start", 0
     trainer.total_steps, trainer.val_dataset, trainer.train_loader = len(steps), None, _Loader()
     trainer._group_roles = {"actor": "actor_rollout_ref", "critic": "critic"}
+    trainer.actor_rollout, trainer.critic = _Group(), None
+    trainer.kl_ctrl = core_algos.FixedKLController(0.0)
     pending = list(steps)
 
     def train_step() -> dict[str, Any]:

@@ -11,7 +11,10 @@ for ``1/k`` of its bundle's GPU and CPUs, so up to ``k`` groups fit on the same 
 
 from __future__ import annotations
 
+import functools
 import logging
+import pickle
+import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -26,7 +29,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from .decorator import Dispatch, MethodSpec, collect, dispatch, registered_methods
 from .worker import Worker
 
-__all__ = ["RayResourcePool", "RayWorkerGroup", "WorkerError", "WorkerGroupFuture"]
+__all__ = ["RayResourcePool", "RayWorkerGroup", "RemoteException", "WorkerError", "WorkerGroupFuture"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,17 +42,128 @@ _SHUTDOWN_WAIT_S = 10.0
 
 
 class WorkerError(RuntimeError):
-    """A worker failed during a group call; the message names the worker class, the method and the rank.
+    """A worker failed during a group call; the message's first line names the worker class, the method, the
+    rank and the exception raised inside the worker (its type and message), the worker's traceback follows.
 
-    ``cause`` is the original Ray error (also chained as ``__cause__``); ``group`` the group's name prefix.
+    ``cause`` is the original Ray error (also chained as ``__cause__``); ``group`` the group's name prefix;
+    ``cause_type`` the qualified name of the exception raised in the worker (or of Ray's error when the process
+    died), ``cause_message`` its message, ``cause_types`` the names of its class and bases (``ValueError`` for
+    pydantic's ``ValidationError``) and ``remote_traceback`` the worker's traceback ("" when the process died).
     """
 
     def __init__(
-        self, message: str, *, worker_class: str, method: str, rank: int, cause: BaseException, group: str = ""
+        self,
+        message: str,
+        *,
+        worker_class: str,
+        method: str,
+        rank: int,
+        cause: BaseException,
+        group: str = "",
+        cause_type: str = "",
+        cause_message: str | None = None,
+        cause_types: Sequence[str] = (),
+        remote_traceback: str = "",
     ) -> None:
         super().__init__(message)
         self.worker_class, self.method, self.rank, self.cause = worker_class, method, rank, cause
         self.group = group  # the group's name prefix, e.g. "actor" or "critic"
+        self.cause_type, self.cause_message = cause_type, cause_message
+        self.cause_types, self.remote_traceback = tuple(cause_types), remote_traceback
+
+
+class RemoteException(Exception):
+    """An exception raised inside a worker that cannot be pickled (pydantic's ``ValidationError`` from vLLM's
+    config, ...), carried to the driver as text: its type's qualified name, its message, the names of its class
+    and bases, and its traceback. Without it Ray would only say that the exception "isn't serializable"."""
+
+    def __init__(self, type_name: str, message: str, type_names: Sequence[str] = (), traceback_text: str = "") -> None:
+        super().__init__(type_name, message, tuple(type_names), traceback_text)
+        self.type_name, self.message = type_name, message
+        self.type_names, self.traceback_text = tuple(type_names), traceback_text
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> RemoteException:
+        import traceback
+
+        return cls(
+            _qualified_name(type(exc)),
+            str(exc),
+            [klass.__name__ for klass in type(exc).__mro__],
+            "".join(traceback.format_exception(exc)),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.type_name}: {self.message}"
+
+
+def _qualified_name(klass: type) -> str:
+    return klass.__qualname__ if klass.__module__ == "builtins" else f"{klass.__module__}.{klass.__qualname__}"
+
+
+def _travels(exc: BaseException) -> bool:
+    """Whether ``exc`` survives the trip to the driver (Ray pickles it with cloudpickle)."""
+    try:
+        pickle.dumps(exc)
+        ray.cloudpickle.loads(ray.cloudpickle.dumps(exc))
+    except Exception:
+        return False
+    return True
+
+
+def _portable_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` raising, in place of an exception that cannot travel to the driver, its text version."""
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            if _travels(exc):
+                raise
+            raise RemoteException.from_exception(exc) from None
+
+    return call
+
+
+def _with_portable_errors(worker_cls: type[Worker], names: Sequence[str]) -> type[Worker]:
+    """A subclass of ``worker_cls`` (same name) whose methods ``names`` raise :class:`RemoteException` for an
+    exception that cannot be pickled, so that its type and message reach the driver."""
+    namespace = {name: _portable_errors(getattr(worker_cls, name)) for name in names}
+    namespace["__doc__"] = worker_cls.__doc__
+    return type(worker_cls.__name__, (worker_cls,), namespace)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _exception_in_traceback(text: str) -> tuple[str, str] | None:
+    """``(type, message)`` of the exception a formatted traceback ends with (what follows its last frame)."""
+    lines = _ANSI.sub("", text).rstrip().splitlines()
+    frames = [i for i, line in enumerate(lines) if line.startswith("  File ")]
+    if not frames:
+        return None
+    i = frames[-1] + 1
+    while i < len(lines) and lines[i].startswith("    "):  # the frame's source line and its carets
+        i += 1
+    if i >= len(lines):
+        return None
+    type_name, _, first = lines[i].partition(": ")
+    return type_name.strip(), "\n".join([first, *lines[i + 1 :]]).strip()
+
+
+def _one_line(text: str, limit: int = 2000) -> str:
+    """A multi-line message (pydantic's, say) on one line, its lines joined with " | "."""
+    line = " | ".join(part.strip() for part in text.splitlines() if part.strip())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _death_summary(text: str) -> str:
+    """Why Ray says a worker process died: its first sentence and the exit detail, without the hints."""
+    text = _ANSI.sub("", text)
+    first = text.strip().split("\n", 1)[0].strip()
+    detail = re.search(r"Worker exit detail: (.*?)(?:\.\s|$)", text, re.S)
+    return first + (f" (worker exit detail: {_one_line(detail.group(1), 300)})" if detail else "")
 
 
 @dataclass(frozen=True)
@@ -277,7 +391,7 @@ class RayWorkerGroup:
     def _start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         slots = self._pool.slots()
         self._master = self._pool._master_address(slots[0])
-        remote_cls = ray.remote(self._worker_cls)
+        remote_cls = ray.remote(_with_portable_errors(self._worker_cls, list(self._methods)))
         resources = self._pool.actor_resources()
         for rank, slot in enumerate(slots):
             env = {
@@ -381,18 +495,32 @@ class RayWorkerGroup:
         return values
 
     def _worker_error(self, method: str, rank: int, err: RayError) -> WorkerError:
+        """The error for ``rank`` failing in ``method``: its first line carries the exception raised inside the
+        worker (type and message), not Ray's wrapper; the worker's traceback follows."""
         cls = self._worker_cls.__name__
         where = f"rank {rank} of {self.world_size} (actor {self._worker_names[rank]})"
+        cause_type, cause_message, cause_types, remote_traceback = _describe_ray_error(err)
         if isinstance(err, RayTaskError):
-            cause = err.cause
-            message = f"{cls}.{method} raised on {where}: {type(cause).__name__}: {cause}\n\n{err}"
+            head = f"{cls}.{method} raised on {where}: {cause_type}: {_one_line(cause_message)}"
         elif isinstance(err, ActorDiedError):
-            message = f"{cls} {where} died during {method}: {err}"
+            head = f"{cls} {where} died during {method}: {cause_type}: {_one_line(cause_message)}"
         elif isinstance(err, RayActorError):
-            message = f"{cls} {where} became unreachable during {method}: {err}"
+            head = f"{cls} {where} became unreachable during {method}: {cause_type}: {_one_line(cause_message)}"
         else:
-            message = f"{cls}.{method} failed on {where}: {type(err).__name__}: {err}"
-        return WorkerError(message, worker_class=cls, method=method, rank=rank, cause=err, group=self.name_prefix)
+            head = f"{cls}.{method} failed on {where}: {cause_type}: {_one_line(cause_message)}"
+        message = head + (f"\n\nworker traceback:\n{remote_traceback.rstrip()}" if remote_traceback else "")
+        return WorkerError(
+            message,
+            worker_class=cls,
+            method=method,
+            rank=rank,
+            cause=err,
+            group=self.name_prefix,
+            cause_type=cause_type,
+            cause_message=cause_message,
+            cause_types=cause_types,
+            remote_traceback=remote_traceback,
+        )
 
     def __getattr__(self, name: str) -> Any:
         worker_cls = self.__dict__.get("_worker_cls")
@@ -422,6 +550,30 @@ class RayWorkerGroup:
 
     def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
+
+
+def _describe_ray_error(err: RayError) -> tuple[str, str, tuple[str, ...], str]:
+    """``(type, message, class and base names, worker traceback)`` of the exception behind a Ray error."""
+    if isinstance(err, RayTaskError):
+        cause = err.cause
+        # ray.get raises a subclass of both RayTaskError and the cause's type, without ``traceback_str``; its text
+        # is Ray's header line and the worker's traceback.
+        traceback_text = err.__dict__.get("traceback_str") or _ANSI.sub("", str(err))
+        if isinstance(cause, RemoteException):
+            return cause.type_name, cause.message, cause.type_names, cause.traceback_text
+        if type(cause) is RayError and "isn't serializable" in str(cause):  # raised outside a wrapped method
+            found = _exception_in_traceback(traceback_text)
+            if found is not None:
+                return found[0], found[1], (found[0].rsplit(".", 1)[-1],), traceback_text
+        names = tuple(klass.__name__ for klass in type(cause).__mro__)
+        return _qualified_name(type(cause)), str(cause), names, traceback_text
+    if isinstance(err, ActorDiedError) and getattr(err, "actor_init_failed", False):
+        text = getattr(err, "error_msg", "") or str(err)
+        found = _exception_in_traceback(text)
+        if found is not None:  # __init__ raised: Ray keeps only its traceback, as text
+            return found[0], found[1], (found[0].rsplit(".", 1)[-1],), _ANSI.sub("", text)
+    names = tuple(klass.__name__ for klass in type(err).__mro__)
+    return type(err).__name__, _death_summary(str(err)), names, ""
 
 
 def _put_once(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 
 class TrainingAborted(RuntimeError):
-    """The run cannot go on (a worker died, too many non-finite steps); the message says why, at which step,
-    and which complete checkpoint a rerun of the same command resumes from. Defined here, free of heavy
-    imports, so the entry point can catch it before torch is loaded."""
+    """The run cannot go on (a worker failed or died, too many non-finite steps); the message says why, at
+    which step, and what to do: rerun the same command to resume from the last complete checkpoint, or, when a
+    rerun would fail the same way, fix what the cause names. Defined here, free of heavy imports, so the entry
+    point can catch it before torch is loaded."""

@@ -22,21 +22,17 @@ import torch
 
 from ..models.flops import mfu
 from ..protocol import DataProto
-from ..utils import checkpoint as ckpt
-from ..utils.config_utils import config_to_dict, save_config
 from ..utils.dataset import ResumableDataLoader, RLHFDataset
 from ..utils.tokenizer import get_processor, get_tokenizer
-from ..utils.tracking import Tracking
 from ..workers.reward.reward_manager import RewardManager
 from . import TrainingAborted, core_algos
 from .balance import balanced_order
 from .config import PPOConfig
+from .loop import TrainingLoop
 from .metrics import compute_data_metrics, reduce_metrics
 from .self_reward import ExternalHop, HopResult, run_external_hop, run_hop
 
 logger = logging.getLogger(__name__)
-
-PROGRESS_FILE = "progress.json"
 
 
 def build_text_prompts(prompt_ids: list[list[int]], pad_id: int, multimodal: bool) -> DataProto:
@@ -58,11 +54,12 @@ def build_text_prompts(prompt_ids: list[list[int]], pad_id: int, multimodal: boo
     )
 
 
-class RayPPOTrainer:
-    """Drives the worker groups; holds the data loaders, reward managers, loggers and checkpoint logic."""
+class RayPPOTrainer(TrainingLoop):
+    """Drives the worker groups; holds the data loaders and reward managers. The loop itself (resume, when to
+    validate and save, tracking, progress, failures) is :class:`~.loop.TrainingLoop`'s."""
 
     def __init__(self, config: PPOConfig) -> None:
-        self.config = config
+        super().__init__(config)
         model_cfg = config.worker.actor.model
         self.tokenizer = get_tokenizer(
             model_cfg.tokenizer_path or model_cfg.model_path, trust_remote_code=model_cfg.trust_remote_code
@@ -73,9 +70,6 @@ class RayPPOTrainer:
         from transformers import AutoConfig
 
         self.hf_config = AutoConfig.from_pretrained(model_cfg.model_path, trust_remote_code=model_cfg.trust_remote_code)
-        self.run_dir = config.trainer.save_checkpoint_path
-        os.makedirs(self.run_dir, exist_ok=True)
-        save_config(config, os.path.join(self.run_dir, "config.yaml"))
         if config.algorithm.self_reward.enable and config.algorithm.self_reward.leak_guard:
             config.worker.reward.reward_function_kwargs.setdefault("leak_guard", True)
         self.reward_fn = RewardManager(config.worker.reward, self.tokenizer)
@@ -105,8 +99,6 @@ class RayPPOTrainer:
             and not (config.algorithm.use_reference_policy and not config.algorithm.use_kl_loss)
         )
         self._build_data()
-        self.global_step = 0
-        self.phase = "start"
         self._nonfinite_streak = 0
         self.actor_rollout = self.critic = None
         self._group_roles: dict[str, str] = {}
@@ -168,7 +160,7 @@ class RayPPOTrainer:
 
     # ------------------------------------------------------------------ workers
 
-    def init_workers(self) -> None:
+    def _start_workers(self) -> None:
         from ..single_controller import RayResourcePool, RayWorkerGroup
         from ..workers.fsdp_workers import FSDPWorker
 
@@ -186,14 +178,36 @@ class RayPPOTrainer:
         for group in (self.actor_rollout, self.critic):
             if group is not None:
                 logger.info("%s worker pids by rank: %s", self._group_roles[group.name_prefix], group.pid())
-        self._maybe_resume()
 
-    def shutdown(self) -> None:
-        for group in (self.critic, self.actor_rollout):
-            if group is not None:
-                group.shutdown()
-        if hasattr(self, "tracking"):
-            self.tracking.finish()
+    # ------------------------------------------------------------------ the loop's hooks
+
+    def _checkpoint_groups(self) -> dict[str, Any]:
+        return {"actor": self.actor_rollout, "critic": self.critic}
+
+    def _trainer_state(self) -> dict[str, Any]:
+        # The adaptive KL controller's coefficient moves every step: a resumed run goes on from its value.
+        return {"dataloader": self.train_loader.state_dict(), "kl_coef": self.kl_ctrl.kl_coef}
+
+    def _load_trainer_state(self, state: dict[str, Any]) -> None:
+        self.train_loader.load_state_dict(state["dataloader"])
+        if "kl_coef" in state:
+            self.kl_ctrl.kl_coef = float(state["kl_coef"])
+
+    def _resumable(self) -> bool:
+        return self.train_dataset is not None
+
+    def _logs_to_trim(self) -> list[str]:
+        return [self.config.trainer.response_path]
+
+    @property
+    def data_epoch(self) -> int:
+        return self.train_loader.epoch
+
+    def _role(self, group_name: str) -> str:
+        return self._group_roles.get(group_name, group_name or "unknown")
+
+    def _check_step(self, metrics: dict[str, Any]) -> None:
+        self._check_finite(metrics)
 
     # ------------------------------------------------------------------ the hop
 
@@ -237,14 +251,6 @@ class RayPPOTrainer:
             blind[i] = answer
         batch.non_tensor_batch["blind_answer"] = blind
         return result
-
-    def _enter(self, phase: str) -> None:
-        """Record the step and phase in ``<run>/progress.json``: after a kill or a hang it shows where the run
-        was, and the error of a failing worker names it."""
-        self.phase = phase
-        ckpt.write_json_atomic(
-            os.path.join(self.run_dir, PROGRESS_FILE), {"step": self.global_step, "phase": phase, "time": time.time()}
-        )
 
     def _decode_responses(self, batch: DataProto) -> list[str]:
         lengths = batch.batch["response_mask"].sum(-1).tolist()
@@ -291,7 +297,7 @@ class RayPPOTrainer:
         kept_prompts, tries = 0, 0
         while kept_prompts < cfg.data.rollout_batch_size:
             tries += 1
-            if tries > cfg.trainer.max_try_make_batch:
+            if 0 < cfg.trainer.max_try_make_batch < tries:  # -1: no limit
                 raise RuntimeError(
                     f"online filtering kept {kept_prompts} of {cfg.data.rollout_batch_size} prompts after "
                     f"{cfg.trainer.max_try_make_batch} tries (trainer.max_try_make_batch); widen "
@@ -628,42 +634,7 @@ class RayPPOTrainer:
             scores.append(sum(grade(a, str(truth)) for a in answers) / max(len(answers), 1))
         return scores
 
-    # ------------------------------------------------------------------ checkpoints
-
-    def save_checkpoint(self) -> str:
-        root = self.config.trainer.save_checkpoint_path
-        folder = ckpt.partial_dir(root, self.global_step)
-        self.actor_rollout.save_checkpoint(str(folder / "actor"))
-        if self.critic is not None:
-            self.critic.save_checkpoint(str(folder / "critic"))
-        state = {"global_step": self.global_step, "dataloader": self.train_loader.state_dict()}
-        final = ckpt.finalize(root, self.global_step, state)
-        ckpt.rotate(root, self.config.trainer.save_limit)
-        return str(final)
-
-    def _maybe_resume(self) -> None:
-        t = self.config.trainer
-        if t.resume_mode == "disable" or self.train_dataset is None:
-            return
-        path = t.load_checkpoint_path if t.resume_mode == "path" else ckpt.find_latest(t.save_checkpoint_path)
-        if path is not None:
-            state = ckpt.read_trainer_state(path)
-            self.actor_rollout.load_checkpoint(os.path.join(path, "actor"))
-            if self.critic is not None:
-                self.critic.load_checkpoint(os.path.join(path, "critic"))
-            self.train_loader.load_state_dict(state["dataloader"])
-            self.global_step = int(state["global_step"])
-            logger.info("resumed from %s at step %d", path, self.global_step)
-        # Rows a killed attempt logged after this point are redone now: drop them so each step is logged once.
-        keep = self.global_step if path is not None else -1
-        dropped = drop_rows_after(os.path.join(self.run_dir, "metrics.jsonl"), keep)
-        dropped += drop_rows_after(t.response_path, keep)
-        if dropped:
-            logger.info("dropped %d logged row(s) after step %d from an interrupted attempt", dropped, keep)
-
-    def _last_checkpoint(self) -> str:
-        latest = ckpt.find_latest(self.config.trainer.save_checkpoint_path)
-        return f"last complete checkpoint: {latest}" if latest else "no complete checkpoint yet"
+    # ------------------------------------------------------------------ non-finite guard
 
     def _check_finite(self, metrics: dict[str, Any]) -> None:
         """Count steps in a row whose actor update skipped a mini-batch for a NaN/inf loss or grad norm; warn
@@ -686,88 +657,5 @@ class RayPPOTrainer:
             raise TrainingAborted(
                 f"stopped at step {self.global_step}: the actor update was skipped for a non-finite loss or grad "
                 f"norm {self._nonfinite_streak} steps in a row (trainer.max_consecutive_nonfinite_steps={limit}). "
-                "Check the learning rate, the rewards and the data of these steps; "
-                f"{self._last_checkpoint()} (resume_mode=auto starts from it)"
+                f"Check the learning rate, the rewards and the data of these steps; {self._resume_advice()}"
             )
-
-    def _worker_failure(self, exc: Exception) -> TrainingAborted:
-        role = self._group_roles.get(getattr(exc, "group", ""), getattr(exc, "group", "") or "unknown")
-        return TrainingAborted(
-            f"the {role} worker (rank {getattr(exc, 'rank', '?')}) failed during {getattr(exc, 'method', '?')} at "
-            f"step {self.global_step} (phase {self.phase}); {self._last_checkpoint()}, intact. Rerun the same "
-            "command to resume from it (trainer.resume_mode=auto). Cause:\n" + str(exc)
-        )
-
-    # ------------------------------------------------------------------ the loop
-
-    def fit(self) -> dict[str, float]:
-        from ..single_controller import WorkerError
-
-        try:
-            return self._fit()
-        except WorkerError as exc:
-            raise self._worker_failure(exc) from exc
-
-    def _fit(self) -> dict[str, float]:
-        t = self.config.trainer
-        self.tracking = Tracking(
-            t.logger,
-            t.project_name,
-            t.experiment_name,
-            self.run_dir,
-            config=config_to_dict(self.config),
-            total_steps=self.total_steps,
-        )
-        last_val: dict[str, float] = {}
-        if t.val_only or (t.val_before_train and self.global_step == 0 and self.val_dataset is not None):
-            self._enter("validation")
-            last_val = self.validate()
-            self.tracking.log(last_val, step=self.global_step)
-            if t.val_only:
-                return last_val
-        while self.global_step < self.total_steps:
-            self.global_step += 1
-            metrics = self.train_step()
-            metrics["training/global_step"] = self.global_step
-            metrics["training/epoch"] = self.train_loader.epoch
-            is_last = self.global_step >= self.total_steps
-            if self.val_dataset is not None and t.val_freq > 0 and (self.global_step % t.val_freq == 0 or is_last):
-                self._enter("validation")
-                last_val = self.validate()
-                metrics.update(last_val)
-            save = t.save_freq > 0 and (self.global_step % t.save_freq == 0 or is_last)
-            if save:
-                metrics["checkpoint/path"] = str(ckpt.step_dir(t.save_checkpoint_path, self.global_step))
-            # Logged before the checkpoint: a kill while saving leaves a row that the resume drops and redoes.
-            self.tracking.log(metrics, step=self.global_step)
-            self._check_finite(metrics)
-            if save:
-                self._enter("checkpoint")
-                self.save_checkpoint()
-        self._enter("done")
-        return last_val
-
-
-def drop_rows_after(path: str, step: int) -> int:
-    """Rewrite a JSONL log (``metrics.jsonl``, ``responses.jsonl``) without rows whose ``step`` is above
-    ``step`` (a torn last line goes too); returns how many were dropped. Missing files are left alone."""
-    if not os.path.isfile(path):
-        return 0
-    kept, dropped = [], 0
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                dropped += 1
-                continue
-            if isinstance(row, dict) and int(row.get("step", 0)) > step:
-                dropped += 1
-            else:
-                kept.append(line if line.endswith("\n") else line + "\n")
-    if dropped:
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(kept)
-        os.replace(tmp, path)
-    return dropped

@@ -17,18 +17,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
 import torch
 
-from ..utils import checkpoint as ckpt
-from ..utils.config_utils import config_to_dict, format_config, load_config, save_config
+from ..utils.config_utils import format_config, load_config
 from ..utils.dataset import ResumableDataLoader
 from ..utils.sft_dataset import IGNORE_INDEX, SFTDataset, sft_collate
 from ..utils.tokenizer import get_processor, get_tokenizer
-from ..utils.tracking import Tracking
+from .loop import TrainingLoop
 from .main import init_ray, run_cli
 from .sft_config import SFTConfig
 
@@ -39,17 +38,17 @@ def _identity(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-class SFTTrainer:
-    """Drives one actor worker group through the epochs; holds the data, the loggers and checkpoint logic."""
+class SFTTrainer(TrainingLoop):
+    """Drives one actor worker group through the epochs; holds the data. The loop itself (resume, when to
+    validate and save, tracking, progress, failures) is :class:`~.loop.TrainingLoop`'s."""
+
+    validate_at_last_step = True  # the validation loss is computed at the end even with val_freq=-1
 
     def __init__(self, config: SFTConfig) -> None:
-        self.config = config
+        super().__init__(config)
         model_cfg = config.worker.actor.model
         self.tokenizer = get_tokenizer(model_cfg.tokenizer_path, trust_remote_code=model_cfg.trust_remote_code)
         self.processor = get_processor(model_cfg.tokenizer_path, trust_remote_code=model_cfg.trust_remote_code)
-        self.run_dir = config.trainer.save_checkpoint_path
-        os.makedirs(self.run_dir, exist_ok=True)
-        save_config(config, os.path.join(self.run_dir, "config.yaml"))
         self.collate = partial(sft_collate, pad_token_id=self.tokenizer.pad_token_id)
         self.train_dataset = self._dataset(config.data.train_files)
         self.val_dataset = self._dataset(config.data.val_files) if config.data.val_files else None
@@ -66,8 +65,8 @@ class SFTTrainer:
         if t.max_steps is not None:
             self.total_steps = min(t.max_steps, self.total_steps)
         config.worker.actor.optim.training_steps = self.total_steps
-        self.global_step = 0
         self.group = None
+        self._batch_iter: Iterator[list[dict[str, Any]]] | None = None
 
     def _dataset(self, files: str) -> SFTDataset:
         d = self.config.data
@@ -86,7 +85,7 @@ class SFTTrainer:
 
     # ------------------------------------------------------------------ workers
 
-    def init_workers(self) -> None:
+    def _start_workers(self) -> None:
         from ..single_controller import RayResourcePool, RayWorkerGroup
         from ..workers.fsdp_workers import FSDPWorker
 
@@ -95,52 +94,52 @@ class SFTTrainer:
         self.pool = RayResourcePool([t.n_gpus_per_node] * t.nnodes, use_gpu=use_gpu)
         self.group = RayWorkerGroup(self.pool, FSDPWorker, self.config.worker, "actor", name_prefix="sft")
         self.group.init_model()
-        self._maybe_resume()
 
-    def shutdown(self) -> None:
-        if self.group is not None:
-            self.group.shutdown()
-        if hasattr(self, "tracking"):
-            self.tracking.finish()
+    # ------------------------------------------------------------------ the loop's hooks
 
-    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint_groups(self) -> dict[str, Any]:
+        return {"actor": self.group}
 
-    def save_checkpoint(self) -> str:
-        root = self.config.trainer.save_checkpoint_path
-        folder = ckpt.partial_dir(root, self.global_step)
-        self.group.save_checkpoint(str(folder / "actor"))
-        state = {"global_step": self.global_step, "dataloader": self.loader.state_dict(), "kind": "sft"}
-        final = ckpt.finalize(root, self.global_step, state)
-        ckpt.rotate(root, self.config.trainer.save_limit)
-        return str(final)
+    def _trainer_state(self) -> dict[str, Any]:
+        return {"dataloader": self.loader.state_dict(), "kind": "sft"}
 
-    def _maybe_resume(self) -> None:
-        t = self.config.trainer
-        if t.resume_mode == "disable":
-            return
-        path = t.load_checkpoint_path or ckpt.find_latest(t.save_checkpoint_path)
-        if path is None:
-            return
-        state = ckpt.read_trainer_state(path)
-        self.group.load_checkpoint(os.path.join(path, "actor"))
-        self.global_step = int(state["global_step"])
+    def _load_trainer_state(self, state: dict[str, Any]) -> None:
         self.loader.load_state_dict(state["dataloader"])
-        logger.info("resumed from %s at step %d", path, self.global_step)
 
-    # ------------------------------------------------------------------ the loop
+    @property
+    def data_epoch(self) -> int:
+        return self.loader.epoch
 
-    def _batches(self) -> Any:
-        """Batches forever, epoch after epoch, continuing from the loader's (possibly resumed) position."""
+    def _role(self, group_name: str) -> str:
+        return "actor"
+
+    def _finish(self) -> None:
+        if self.config.trainer.save_hf_model:
+            self._enter("save_hf_model")
+            path = os.path.join(self.run_dir, "hf_model")
+            self.group.save_hf_model(path)
+            logger.info("Hugging Face model written to %s", path)
+
+    # ------------------------------------------------------------------ the step
+
+    def _next_rows(self) -> list[dict[str, Any]]:
+        """The next batch of records, epoch after epoch, from the loader's (possibly resumed) position."""
+        if self._batch_iter is None:
+            self._batch_iter = self._batches()
+        return next(self._batch_iter)
+
+    def _batches(self) -> Iterator[list[dict[str, Any]]]:
         while True:
             yield from self.loader
 
-    def train_step(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        start = time.perf_counter()
-        batch = self.collate(rows)
-        labelled = int((batch.batch["labels"] != IGNORE_INDEX).sum())
-        batch.meta_info["global_tokens"] = labelled
-        out = self.group.train_sft_batch(batch)
-        seconds = time.perf_counter() - start
+    def train_step(self) -> dict[str, Any]:
+        timing: dict[str, float] = {}
+        with self.timer("step", timing, phase="update_actor"):
+            batch = self.collate(self._next_rows())
+            labelled = int((batch.batch["labels"] != IGNORE_INDEX).sum())
+            batch.meta_info["global_tokens"] = labelled
+            out = self.group.train_sft_batch(batch)
+        seconds = timing["step"]
         tokens = int(batch.batch["attention_mask"].sum())
         metrics = dict(out.meta_info["metrics"])
         metrics.update(
@@ -167,35 +166,8 @@ class SFTTrainer:
             tokens += int(out.batch["tokens"].sum())
         return nll / max(tokens, 1)
 
-    def fit(self) -> dict[str, float]:
-        t = self.config.trainer
-        self.tracking = Tracking(
-            t.logger,
-            t.project_name,
-            t.experiment_name,
-            self.run_dir,
-            config=config_to_dict(self.config),
-            total_steps=self.total_steps,
-        )
-        batches = self._batches()
-        metrics: dict[str, Any] = {}
-        while self.global_step < self.total_steps:
-            rows = next(batches)
-            self.global_step += 1
-            metrics = self.train_step(rows)
-            metrics["training/global_step"] = self.global_step
-            metrics["training/epoch"] = self.loader.epoch
-            is_last = self.global_step >= self.total_steps
-            if self.val_dataset is not None and (is_last or (t.val_freq > 0 and self.global_step % t.val_freq == 0)):
-                metrics["sft/val_loss"] = self.validation_loss()
-            if is_last or (t.save_freq > 0 and self.global_step % t.save_freq == 0):
-                metrics["checkpoint/path"] = self.save_checkpoint()
-            self.tracking.log(metrics, step=self.global_step)
-        if t.save_hf_model:
-            path = os.path.join(self.run_dir, "hf_model")
-            self.group.save_hf_model(path)
-            logger.info("Hugging Face model written to %s", path)
-        return metrics
+    def validate(self) -> dict[str, float]:
+        return {"sft/val_loss": self.validation_loss()}
 
 
 def run(argv: list[str] | None = None) -> dict[str, Any]:

@@ -55,6 +55,9 @@ class _Loop(TrainingLoop):
     def _checkpoint_groups(self) -> dict[str, Any]:
         return {"actor": self.group}
 
+    def _val_before_train(self) -> bool:
+        return self.config.trainer.val_before_train
+
     def _trainer_state(self) -> dict[str, Any]:
         return {"extra": self.global_step * 10}
 

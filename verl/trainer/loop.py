@@ -167,6 +167,14 @@ class TrainingLoop:
     def has_validation(self) -> bool:
         return self.val_dataset is not None
 
+    def _val_only(self) -> bool:
+        """Validate once and stop (the RL trainer's ``trainer.val_only``)."""
+        return False
+
+    def _val_before_train(self) -> bool:
+        """Validate at step 0 before the first update (the RL trainer's ``trainer.val_before_train``)."""
+        return False
+
     def _resumable(self) -> bool:
         """Whether this run resumes at all (the RL trainer's ``val_only`` does not)."""
         return True
@@ -339,8 +347,8 @@ class TrainingLoop:
         t = self.config.trainer
         self._start_tracking()
         row: dict[str, Any] = {}
-        val_only = getattr(t, "val_only", False)
-        if val_only or (getattr(t, "val_before_train", False) and self.global_step == 0 and self.has_validation):
+        val_only = self._val_only()
+        if val_only or (self._val_before_train() and self.global_step == 0 and self.has_validation):
             self._enter("validation")
             row = self.validate()
             self.tracking.log(row, step=self.global_step)

@@ -196,6 +196,12 @@ class RayPPOTrainer(TrainingLoop):
     def _resumable(self) -> bool:
         return self.train_dataset is not None
 
+    def _val_only(self) -> bool:
+        return self.config.trainer.val_only
+
+    def _val_before_train(self) -> bool:
+        return self.config.trainer.val_before_train
+
     def _logs_to_trim(self) -> list[str]:
         return [self.config.trainer.response_path]
 

@@ -23,6 +23,8 @@ def _actor_config(**overrides) -> SimpleNamespace:
         clip_ratio_high=0.3,
         clip_ratio_dual=3.0,
         loss_type="default",
+        tau_positive=1.0,
+        tau_negative=1.05,
         loss_avg_mode="token-mean",
         use_kl_loss=False,
         disable_kl=False,
@@ -150,3 +152,18 @@ def test_on_policy_update_logs_the_entropy_the_skipped_pass_would_have(model, ba
     expected = float((entropies * mask).sum() / mask.sum())
     metrics = actor.update_policy(data)
     assert metrics["actor/entropy"] == [pytest.approx(expected, rel=1e-5)]
+
+
+def test_sapo_and_gspo_token_are_selected_by_loss_type(model, batch) -> None:
+    """On policy (ratio 1) SAPO's gate has slope 1 and GSPO-token's per-token gradient is ``-A``, so both step
+    exactly like the default loss; off policy SAPO's temperature changes the step."""
+    data = _prepared(model, batch)
+    default = _updated_params(model, data)
+    for loss_type in ("sapo", "gspo_token"):
+        stepped = _updated_params(model, data, loss_type=loss_type)
+        for key in default:
+            torch.testing.assert_close(stepped[key], default[key], atol=1e-6, rtol=1e-5)
+    data.batch["old_log_probs"] = data.batch["old_log_probs"] - 0.5 * data.batch["response_mask"]
+    mild = _updated_params(model, data, loss_type="sapo", tau_positive=1.0, tau_negative=1.0)
+    sharp = _updated_params(model, data, loss_type="sapo", tau_positive=8.0, tau_negative=8.0)
+    assert max(float((mild[k] - sharp[k]).abs().max()) for k in mild) > 1e-6

@@ -248,9 +248,14 @@ class ActorConfig:
     ``seq-mean-token-mean`` (mean per response, then over responses), ``seq-mean-token-sum`` (sum per response,
     mean over responses), ``seq-mean-token-sum-norm`` (sum per response / max response length, Dr. GRPO).
     EasyR1's ``token`` and ``seq`` are accepted and normalised to ``token-mean`` and ``seq-mean-token-mean``."""
-    loss_type: Literal["default", "gspo", "cispo"] = "default"
-    """policy loss: ``default`` = clipped PPO on token ratios; ``gspo`` = sequence-level ratio; ``cispo`` =
-    clipped importance-sampling weight times log-prob"""
+    loss_type: Literal["default", "gspo", "gspo_token", "cispo", "sapo"] = "default"
+    """policy loss: ``default`` = clipped PPO on token ratios; ``gspo`` = sequence-level ratio; ``gspo_token`` =
+    sequence-level ratio value with per-token gradients; ``cispo`` = clipped importance-sampling weight times
+    log-prob; ``sapo`` = smooth sigmoid gate instead of a hard clip (``tau_positive``/``tau_negative``)"""
+    tau_positive: float = 1.0
+    """SAPO gate temperature for tokens with advantage >= 0 (larger = the gate closes faster as the ratio leaves 1)"""
+    tau_negative: float = 1.05
+    """SAPO gate temperature for tokens with advantage < 0"""
     ppo_epochs: int = 1
     """passes over each rollout batch"""
     recompute_on_policy_log_probs: bool = False
@@ -294,6 +299,8 @@ class ActorConfig:
         require(self.clip_ratio_low >= 0, "clip_ratio_low", f"must be >= 0, got {self.clip_ratio_low}")
         require(self.clip_ratio_high >= 0, "clip_ratio_high", f"must be >= 0, got {self.clip_ratio_high}")
         require(self.clip_ratio_dual > 1.0, "clip_ratio_dual", f"must be > 1, got {self.clip_ratio_dual}")
+        require(self.tau_positive > 0, "tau_positive", f"must be > 0, got {self.tau_positive}")
+        require(self.tau_negative > 0, "tau_negative", f"must be > 0, got {self.tau_negative}")
 
 
 @dataclass

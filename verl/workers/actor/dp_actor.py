@@ -194,6 +194,8 @@ class DataParallelActor:
             clip_ratio_dual=cfg.clip_ratio_dual,
             loss_type=cfg.loss_type,
             loss_avg_mode=cfg.loss_avg_mode,
+            tau_positive=cfg.tau_positive,
+            tau_negative=cfg.tau_negative,
         )
         loss = pg_loss
         out = {f"actor/{k}": float(v) for k, v in metrics.items()}

@@ -423,7 +423,8 @@ class RewardConfig:
     """The rule-based reward function and how it is called."""
 
     reward_type: Literal["batch", "sequential"] = "batch"
-    """``batch``: the function scores a list of responses at once; ``sequential``: one response per call"""
+    """``batch``: the function scores a list of responses at once; ``sequential``: one response per call. A
+    reward file that declares ``REWARD_TYPE`` (EasyR1) is called as it declares, with a warning if this differs"""
     reward_function: str | None = None
     """``path/to/file.py:function`` or ``package.module:function``; a file path is made absolute; without
     ``:function`` the function ``main`` is used (EasyR1). ``None`` leaves the choice to the reward manager"""

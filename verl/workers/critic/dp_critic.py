@@ -10,7 +10,7 @@ import torch
 
 from ...protocol import DataProto
 from ...trainer import core_algos
-from ..actor.dp_actor import _micro_batches, _multimodal_kwargs
+from ..actor.dp_actor import _in_row_order, _micro_batches, _multimodal_kwargs, micro_batches
 
 
 class DataParallelCritic:
@@ -38,10 +38,14 @@ class DataParallelCritic:
     @torch.no_grad()
     def compute_values(self, data: DataProto) -> DataProto:
         self.module.eval()
-        chunks = [self._values(m) for m in _micro_batches(data, self.config.micro_batch_size_per_device_for_experience)]
-        return DataProto.from_dict(tensors={"values": torch.cat(chunks)})
+        rows = self.config.micro_batch_size_per_device_for_experience
+        chunks = [(index, self._values(micro)) for index, micro in micro_batches(data, rows, self.config)]
+        return DataProto.from_dict(tensors={"values": _in_row_order(chunks, len(data))})
 
     def update_critic(self, data: DataProto) -> dict[str, list[float]]:
+        """``ppo_epochs`` passes over mini-batches, accumulated over micro-batches of rows or, with
+        ``dynamic_batching``, of ``max_token_len_per_device`` tokens (each weighted by its share of the
+        mini-batch, so the step is the same either way)."""
         cfg = self.config
         self.module.train()
         metrics: dict[str, list[float]] = defaultdict(list)
@@ -50,7 +54,7 @@ class DataParallelCritic:
             for mini in _micro_batches(data, mini_size):
                 self.optimizer.zero_grad(set_to_none=True)
                 tokens = max(float(mini.batch["response_mask"].sum()), 1.0)
-                for micro in _micro_batches(mini, cfg.micro_batch_size_per_device_for_update):
+                for _, micro in micro_batches(mini, cfg.micro_batch_size_per_device_for_update, cfg):
                     vpreds = self._values(micro)
                     loss, clipfrac = core_algos.compute_value_loss(
                         vpreds=vpreds,

@@ -247,7 +247,8 @@ class AlgorithmConfig:
     use_kl_loss: bool = False
     """KL as a loss term of the actor (GRPO) instead of a penalty inside the reward"""
     kl_penalty: Literal["kl", "abs", "mse", "low_var_kl", "full"] = "kl"
-    """KL estimator: ``kl`` (k1), ``abs``, ``mse`` (k2), ``low_var_kl`` (k3), ``full``"""
+    """KL estimator: ``kl`` (k1), ``abs``, ``mse`` (k2), ``low_var_kl`` (k3); ``full`` is refused (the batch
+    carries the sampled tokens' log-probs, not whole distributions)"""
     kl_coef: float = 1e-3
     """KL coefficient (the initial one for the adaptive controller)"""
     kl_type: Literal["fixed", "adaptive"] = "fixed"
@@ -274,6 +275,13 @@ class AlgorithmConfig:
         require(0.0 <= self.lam <= 1.0, "lam", f"must be in [0, 1], got {self.lam}")
         require(self.kl_coef >= 0, "kl_coef", f"must be >= 0, got {self.kl_coef}")
         require(self.kl_horizon > 0, "kl_horizon", f"must be > 0, got {self.kl_horizon}")
+        require(
+            self.disable_kl or self.kl_penalty != "full",
+            "kl_penalty",
+            "full (exact KL over the vocabulary) needs the reference model's whole distribution at every token, "
+            "but the batch carries only the sampled tokens' log-probs; use low_var_kl (k3, unbiased, >= 0), kl, "
+            "abs or mse",
+        )
         require(
             not (self.disable_kl and self.use_kl_loss),
             "use_kl_loss",
@@ -430,6 +438,8 @@ class PPOConfig:
         actor.use_kl_loss = algo.use_kl_loss
         actor.kl_penalty = algo.kl_penalty
         actor.kl_coef = algo.kl_coef
+        self.worker.seed = trainer.seed
+        self.worker.save_model_only = trainer.save_model_only
 
         problems: list[str] = []
         world = trainer.world_size

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ..utils.config_utils import ConfigError, require
+from ..utils.config_utils import ConfigError, derived, require
 from ..workers.config import ActorConfig
 from .config import Logger, _resolve_template
 
@@ -72,6 +72,8 @@ class SFTWorkerConfig:
     """Only the actor: the model, optimizer and FSDP settings of the RL actor section."""
 
     actor: ActorConfig = field(default_factory=ActorConfig)
+    seed: int = derived(1, "trainer.seed")
+    """seed of model init on the workers (rank r uses ``seed + r``)"""
 
 
 @dataclass
@@ -142,6 +144,7 @@ class SFTConfig:
 
     def post_init(self) -> None:
         actor, world = self.worker.actor, self.trainer.world_size
+        self.worker.seed = self.trainer.seed
         gbs, micro = actor.global_batch_size, actor.micro_batch_size_per_device_for_update
         problems = []
         if gbs % world:

@@ -253,12 +253,26 @@ def load_sharded(
     path: str,
     rank: int,
 ) -> dict[str, Any]:
-    """Inverse of ``save_sharded``; returns this rank's extra state."""
+    """Inverse of ``save_sharded``; returns this rank's extra state.
+
+    A checkpoint saved without optimizer state (``extra["model_only"]``, from ``trainer.save_model_only``)
+    restores the weights, LR schedule and RNG and leaves ``optimizer`` as it is (fresh), with a warning: the
+    Adam moments restart from zero."""
+    import logging
     import os
 
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
+    extra_file = os.path.join(path, f"extra_state_rank_{rank}.pt")
+    extra = torch.load(extra_file, weights_only=False) if os.path.exists(extra_file) else {}
+    if optimizer is not None and extra.get("model_only"):
+        logging.getLogger(__name__).warning(
+            "%s was saved with trainer.save_model_only=true (no optimizer state): resuming the weights and LR "
+            "schedule with a fresh optimizer, whose moments restart from zero",
+            path,
+        )
+        optimizer = None
     if optimizer is not None:
         model_state, optim_state = get_state_dict(module, optimizer)
         state = {"model": model_state, "optimizer": optim_state}
@@ -267,9 +281,12 @@ def load_sharded(
 
         state = {"model": get_model_state_dict(module)}
     dcp.load(state, checkpoint_id=os.path.join(path, "dcp"))
-    set_state_dict(module, optimizer, model_state_dict=state["model"], optim_state_dict=state.get("optimizer", {}))
-    extra_file = os.path.join(path, f"extra_state_rank_{rank}.pt")
-    extra = torch.load(extra_file, weights_only=False) if os.path.exists(extra_file) else {}
+    if optimizer is not None:
+        set_state_dict(module, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
+    else:
+        from torch.distributed.checkpoint.state_dict import set_model_state_dict
+
+        set_model_state_dict(module, state["model"])
     if lr_scheduler is not None and extra.get("lr_scheduler") is not None:
         lr_scheduler.load_state_dict(extra["lr_scheduler"])
     if extra.get("rng_cpu") is not None:

@@ -478,6 +478,10 @@ class WorkerConfig:
     """reward for validation (Vision-SR1 scripts set it to an accuracy-only function); when its
     ``reward_function`` is unset it becomes a copy of ``reward`` with ``val_reward``'s kwargs merged on top"""
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    seed: int = derived(1, "trainer.seed")
+    """seed of model init and sampling on the workers (rank r uses ``seed + r``)"""
+    save_model_only: bool = derived(False, "trainer.save_model_only")
+    """checkpoints hold the weights without optimizer state"""
 
     def post_init(self) -> None:
         for name in (

@@ -494,6 +494,12 @@ class PPOConfig:
                 f"data.rollout_batch_size={data.rollout_batch_size} prompts must be a multiple of "
                 f"{key}.global_batch_size={gbs} prompts per update; e.g. set {key}.global_batch_size={fits}"
             )
+        fsdp_size = section.fsdp.fsdp_size
+        if fsdp_size != -1 and (fsdp_size > world or world % fsdp_size):
+            problems.append(
+                f"{key}.fsdp.fsdp_size={fsdp_size} ranks per sharding group must divide the world size {world} "
+                "(-1 shards over all ranks; a divisor gives hybrid sharding)"
+            )
         if world % ulysses:
             problems.append(f"{key}.ulysses_size={ulysses} must divide the world size {world}")
             return -1

@@ -43,11 +43,13 @@ def attention_implementation(device: torch.device) -> str:
 
 
 def load_hf_model(
-    model_config: Any, dtype: torch.dtype, device: torch.device, value_head: bool = False
+    model_config: Any, dtype: torch.dtype, device: torch.device, value_head: bool = False, on_meta: bool = False
 ) -> torch.nn.Module:
     """A causal LM or image-text-to-text model from a hub id or local folder.
 
     ``value_head=True`` returns a critic: the same backbone with a scalar head on the last hidden state.
+    ``on_meta=True`` builds the architecture on the meta device without reading any weights (the ranks other
+    than 0 under ``fsdp.enable_rank0_init``: FSDP gives them storage and rank 0's weights).
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
 
@@ -62,15 +64,25 @@ def load_hf_model(
         setattr(hf_config, key, value)
     is_vl = hasattr(hf_config, "vision_config")
     cls = AutoModelForImageTextToText if is_vl else AutoModelForCausalLM
-    model = cls.from_pretrained(
-        path,
-        config=hf_config,
-        dtype=dtype,
-        trust_remote_code=model_config.trust_remote_code,
-        attn_implementation=attention_implementation(device),
-    )
+    if on_meta:
+        with torch.device("meta"):
+            model = cls.from_config(
+                hf_config,
+                dtype=dtype,
+                trust_remote_code=model_config.trust_remote_code,
+                attn_implementation=attention_implementation(device),
+            )
+    else:
+        model = cls.from_pretrained(
+            path,
+            config=hf_config,
+            dtype=dtype,
+            trust_remote_code=model_config.trust_remote_code,
+            attn_implementation=attention_implementation(device),
+        )
     if value_head:
-        model = ValueHeadModel(model)
+        with torch.device("meta" if on_meta else "cpu"):
+            model = ValueHeadModel(model)
     return model
 
 
@@ -190,13 +202,29 @@ class FSDPWorker(Worker):
 
     # ------------------------------------------------------------------ setup
 
+    def _rank0_init(self, fsdp_config: Any) -> bool:
+        """Whether this role loads its weights on rank 0 only (``fsdp.enable_rank0_init``, several ranks)."""
+        return fsdp_config.enable_rank0_init and self.world_size > 1
+
+    def _build(self, model_config: Any, fsdp_config: Any, dtype: torch.dtype, value_head: bool = False) -> Any:
+        """Load a role's model: real weights, or the bare architecture on the meta device on the ranks other
+        than 0 under rank-0 init (one copy of the weights in host memory instead of one per rank)."""
+        on_meta = self._rank0_init(fsdp_config) and self.rank != 0
+        return load_hf_model(model_config, dtype, self.device, value_head=value_head, on_meta=on_meta)
+
     def _wrap(self, module: torch.nn.Module, fsdp_config: Any) -> torch.nn.Module:
-        module.to(self.device)
         if self.world_size == 1 and self.device.type == "cpu":
             return module  # a single CPU rank has nothing to shard
-        if fsdp_config.fsdp_version == 1:
+        if not fsdp_utils.is_on_meta(module):
+            module.to(self.device)
+        if fsdp_config.fsdp_version == 1:  # FSDP1 broadcasts rank 0's states itself (sync_module_states)
             return fsdp_utils.apply_fsdp1(module, fsdp_config, self.device, self.world_size)
-        return fsdp_utils.apply_fsdp2(module, fsdp_config, self.device, self.world_size)
+        if not self._rank0_init(fsdp_config):
+            return fsdp_utils.apply_fsdp2(module, fsdp_config, self.device, self.world_size)
+        state, buffers = fsdp_utils.rank0_state(module, self.rank)
+        module = fsdp_utils.apply_fsdp2(module, fsdp_config, self.device, self.world_size)
+        fsdp_utils.load_from_rank0(module, state, buffers)
+        return module
 
     def _offload(self, module: torch.nn.Module, optimizer: Any, offload: Any) -> None:
         """Move a role's weights / optimizer states to CPU memory between its phases, as its ``offload``
@@ -233,7 +261,7 @@ class FSDPWorker(Worker):
             dtype = fsdp_utils.to_dtype(actor_cfg.fsdp.torch_dtype, torch.float32)
             if actor_cfg.optim.strategy == "adamw_bf16":
                 dtype = torch.bfloat16
-            model = load_hf_model(model_cfg, dtype, self.device)
+            model = self._build(model_cfg, actor_cfg.fsdp, dtype)
             if model_cfg.freeze_vision_tower:
                 freeze_vision_tower(model)
             if model_cfg.enable_gradient_checkpointing:
@@ -256,7 +284,7 @@ class FSDPWorker(Worker):
                 dtype = fsdp_utils.to_dtype(
                     ref_cfg.fsdp.torch_dtype, torch.bfloat16 if self.device.type == "cuda" else torch.float32
                 )
-                ref_model = load_hf_model(model_cfg, dtype, self.device)
+                ref_model = self._build(model_cfg, ref_cfg.fsdp, dtype)
                 ref_model.requires_grad_(False)
                 self.ref = DataParallelActor(ref_cfg, self._wrap(ref_model, ref_cfg.fsdp))
                 self._offload(self.ref.module, None, ref_cfg.offload)
@@ -264,7 +292,7 @@ class FSDPWorker(Worker):
         if self._is_critic:
             critic_cfg = self.config.critic
             dtype = fsdp_utils.to_dtype(critic_cfg.fsdp.torch_dtype, torch.float32)
-            critic = load_hf_model(critic_cfg.model, dtype, self.device, value_head=True)
+            critic = self._build(critic_cfg.model, critic_cfg.fsdp, dtype, value_head=True)
             if critic_cfg.model.freeze_vision_tower:
                 freeze_vision_tower(critic)
             module = self._wrap(critic, critic_cfg.fsdp)

@@ -473,3 +473,19 @@ trainer:
     assert cfg.worker.rollout.val_override_config == {"temperature": 0.0, "n": 1}
     assert cfg.trainer.response_path == os.path.join(str(tmp_path), "responses", "SelfReward.jsonl")
     assert cfg.algorithm.self_reward.enable and cfg.worker.actor.model.lora.rank == 0
+
+
+def test_worker_behaviour_keys_reach_the_workers_or_are_refused() -> None:
+    cfg = load("trainer.seed=7", "trainer.save_model_only=true", "worker.actor.loss_type=sapo")
+    assert cfg.worker.seed == 7 and cfg.worker.save_model_only is True
+    assert (cfg.worker.actor.tau_positive, cfg.worker.actor.tau_negative) == (1.0, 1.05)
+    assert "algorithm.kl_penalty: full (exact KL over the vocabulary) needs" in error_of("algorithm.kl_penalty=full")
+    load("algorithm.kl_penalty=full", "algorithm.disable_kl=true")  # no KL at all: nothing to refuse
+    assert "worker.ref.offload.offload_optimizer: the reference model is frozen" in error_of(
+        "worker.ref.offload.offload_optimizer=true"
+    )
+    assert "worker.actor.fsdp.fsdp_size=3 ranks per sharding group must divide the world size 2" in error_of(
+        "worker.actor.fsdp.fsdp_size=3", "trainer.n_gpus_per_node=2", "data.rollout_batch_size=2",
+        "worker.actor.global_batch_size=2",
+    )  # fmt: skip
+    assert "worker.actor.tau_negative: must be > 0" in error_of("worker.actor.tau_negative=0")

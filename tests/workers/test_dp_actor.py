@@ -34,6 +34,7 @@ def _actor_config(**overrides) -> SimpleNamespace:
         padding_free=False,
         dynamic_batching=False,
         max_token_len_per_device=None,
+        use_torch_compile=False,
     )
     config.update(overrides)
     return SimpleNamespace(**config)
@@ -221,3 +222,19 @@ def test_dynamic_batching_update_equals_fixed_micro_batching(model, batch, loss_
     assert sum(float((fixed[k] - start[k]).abs().sum()) for k in fixed) > 0, "the update must change the weights"
     for key in fixed:
         torch.testing.assert_close(dynamic[key], fixed[key], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.slow  # compiling on CPU takes a minute or two
+def test_use_torch_compile_compiles_the_log_prob_head_with_the_same_results(model, batch) -> None:
+    from verl.workers.actor.dp_actor import _gather_response_log_probs
+
+    plain = DataParallelActor(_actor_config(), model)
+    compiled = DataParallelActor(_actor_config(use_torch_compile=True), model)
+    assert plain._response_log_probs is _gather_response_log_probs
+    assert compiled._response_log_probs is not _gather_response_log_probs
+    logits = torch.randn(2, 5, 11, generator=torch.Generator().manual_seed(0))
+    responses = torch.randint(0, 11, (2, 5), generator=torch.Generator().manual_seed(1))
+    expected = plain._response_log_probs(logits, responses, 0.7, True)
+    got = compiled._response_log_probs(logits, responses, 0.7, True)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

@@ -319,6 +319,14 @@ class RefConfig:
     ulysses_size: int = derived(1, "worker.actor.ulysses_size")
     use_torch_compile: bool = derived(False, "worker.actor.use_torch_compile")
 
+    def post_init(self) -> None:
+        require(
+            not self.offload.offload_optimizer,
+            "offload.offload_optimizer",
+            "the reference model is frozen and has no optimizer state to offload; set it to false "
+            "(offload.offload_params moves its weights)",
+        )
+
 
 @dataclass
 class CriticConfig:

@@ -149,6 +149,13 @@ class DataParallelActor:
         self.module = module
         self.optimizer = optimizer
         self.non_finite_updates = 0  # updates skipped because the loss or the grad norm was NaN/inf
+        # use_torch_compile: the log-prob/entropy head (log-softmax, gather, entropy over the vocabulary) is
+        # compiled once per shape class; the model's forward is left to FSDP as it is
+        self._response_log_probs = (
+            torch.compile(_gather_response_log_probs, dynamic=True)
+            if getattr(config, "use_torch_compile", False)
+            else _gather_response_log_probs
+        )
 
     # ------------------------------------------------------------------ forward
 
@@ -188,7 +195,7 @@ class DataParallelActor:
                 **mm_kwargs,
             )
             logits = output.logits[:, :-1]
-            log_probs, entropy = _gather_response_log_probs(
+            log_probs, entropy = self._response_log_probs(
                 logits, responses[:, :kept_response], temperature, with_entropy
             )
         pad = response_length - kept_response
@@ -228,7 +235,7 @@ class DataParallelActor:
         full = logits.new_zeros(batch_size, length, logits.shape[-1])
         full[valid] = logits
         response_length = responses.shape[1]
-        log_probs, entropy = _gather_response_log_probs(
+        log_probs, entropy = self._response_log_probs(
             full[:, -response_length - 1 : -1], responses, temperature, with_entropy
         )
         return log_probs, entropy

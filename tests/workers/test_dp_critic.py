@@ -22,6 +22,7 @@ def _config(**overrides) -> SimpleNamespace:
         max_grad_norm=1.0,
         dynamic_batching=False,
         max_token_len_per_device=None,
+        padding_free=False,
     )
     return SimpleNamespace(**{**config, **overrides})
 
@@ -73,3 +74,13 @@ def test_values_are_zero_on_padding_and_updates_fit_the_returns(model, make_vl_b
         metrics = critic.update_critic(batch)
     assert error() < before * 0.5
     assert len(metrics["critic/vf_loss"]) == 2 and metrics["critic/grad_norm"]
+
+
+def test_padding_free_values_equal_padded(model, make_vl_batch) -> None:
+    batch = make_vl_batch(rows=4)
+    critic_model = ValueHeadModel(copy.deepcopy(model))
+    torch.nn.init.normal_(critic_model.value_head.weight, std=0.02)
+    padded = DataParallelCritic(_config(), critic_model).compute_values(batch).batch["values"]
+    packed = DataParallelCritic(_config(padding_free=True), critic_model).compute_values(batch).batch["values"]
+    assert padded.abs().sum() > 0
+    torch.testing.assert_close(packed, padded, atol=1e-5, rtol=1e-4)

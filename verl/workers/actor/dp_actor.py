@@ -127,6 +127,21 @@ def _finite_on_every_rank(loss: torch.Tensor) -> bool:
     return bool(finite.item())
 
 
+def packed_positions(valid: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Position ids for the valid tokens of all rows packed into one sequence (padding-free forward).
+
+    ``valid`` is the (B, L) attention mask as bools, ``pos`` the (B, L) text positions or the (3, B, L) M-RoPE
+    ones. Rows are told apart by text positions restarting at 0 (transformers builds the block-diagonal mask
+    from them); for M-RoPE they are prepended as a 4th axis, giving (4, 1, T), which is how transformers
+    recognises packed VL input. Text-only: (1, T)."""
+    lengths = valid.sum(dim=1)
+    text_pos = torch.cat([torch.arange(int(n), device=valid.device) for n in lengths]).unsqueeze(0)
+    if pos.dim() == 3:
+        packed = torch.stack([p[valid] for p in pos]).unsqueeze(1)  # (3, 1, T)
+        return torch.cat([text_pos.unsqueeze(0), packed], dim=0)  # (4, 1, T)
+    return text_pos
+
+
 def _gather_response_log_probs(
     logits: torch.Tensor, responses: torch.Tensor, temperature: float, with_entropy: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -223,13 +238,7 @@ class DataParallelActor:
         batch_size, length = ids.shape
         valid = mask.bool()
         packed_ids = ids[valid].unsqueeze(0)
-        lengths = valid.sum(dim=1)
-        text_pos = torch.cat([torch.arange(int(n), device=ids.device) for n in lengths]).unsqueeze(0)
-        if pos.dim() == 3:
-            packed_pos = torch.stack([p[valid] for p in pos]).unsqueeze(1)  # (3, 1, T)
-            packed_pos = torch.cat([text_pos.unsqueeze(0), packed_pos], dim=0)  # (4, 1, T)
-        else:
-            packed_pos = text_pos
+        packed_pos = packed_positions(valid, pos)
         logits = self.module(input_ids=packed_ids, position_ids=packed_pos, use_cache=False, **mm_kwargs).logits[0]
         # Scatter back to the (B, L) grid, then read the response part as in the padded path.
         full = logits.new_zeros(batch_size, length, logits.shape[-1])

@@ -10,7 +10,7 @@ import torch
 
 from ...protocol import DataProto
 from ...trainer import core_algos
-from ..actor.dp_actor import _in_row_order, _micro_batches, _multimodal_kwargs, micro_batches
+from ..actor.dp_actor import _in_row_order, _micro_batches, _multimodal_kwargs, micro_batches, packed_positions
 
 
 class DataParallelCritic:
@@ -20,18 +20,33 @@ class DataParallelCritic:
         self.config, self.module, self.optimizer = config, module, optimizer
 
     def _values(self, micro: DataProto) -> torch.Tensor:
+        """Values of the states before each response token, 0 on padding. With ``padding_free`` the valid
+        tokens of all rows are packed into one sequence (as the actor does) and scattered back."""
         batch = micro.batch
         response_length = batch["responses"].shape[-1]
+        input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
         position_ids = batch["position_ids"]
         if position_ids.dim() == 3:
             position_ids = position_ids.transpose(0, 1)
-        values = self.module(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            position_ids=position_ids,
-            use_cache=False,
-            **_multimodal_kwargs(micro.non_tensor_batch.get("multi_modal_inputs")),
-        )
+        mm_kwargs = _multimodal_kwargs(micro.non_tensor_batch.get("multi_modal_inputs"))
+        if getattr(self.config, "padding_free", False):
+            valid = attention_mask.bool()
+            packed = self.module(
+                input_ids=input_ids[valid].unsqueeze(0),
+                position_ids=packed_positions(valid, position_ids),
+                use_cache=False,
+                **mm_kwargs,
+            )[0]
+            values = packed.new_zeros(attention_mask.shape)
+            values[valid] = packed
+        else:
+            values = self.module(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                use_cache=False,
+                **mm_kwargs,
+            )
         # The value of the state before each response token: hidden states at positions P-1 .. P+R-2.
         return values[:, -response_length - 1 : -1].float() * batch["response_mask"]
 

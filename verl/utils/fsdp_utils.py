@@ -111,7 +111,8 @@ def load_from_rank0(module: torch.nn.Module, state: dict[str, torch.Tensor], buf
 
 
 def apply_fsdp1(module: torch.nn.Module, fsdp_config: Any, device: torch.device, world_size: int) -> torch.nn.Module:
-    """Wrap ``module`` with FSDP1 (``FULL_SHARD``, or ``SHARD_GRAD_OP`` when full shard is off). GPU only."""
+    """Wrap ``module`` with FSDP1 (``FULL_SHARD``, or ``SHARD_GRAD_OP`` when full shard is off; their hybrid
+    forms when ``fsdp_size`` gives a 2-D mesh). GPU only."""
     if device.type != "cuda":
         raise ValueError("fsdp.fsdp_version=1 (FSDP1) needs a GPU; CPU ranks use fsdp.fsdp_version=2 (fully_shard)")
     from torch.distributed.fsdp import CPUOffload, MixedPrecision, ShardingStrategy
@@ -129,6 +130,9 @@ def apply_fsdp1(module: torch.nn.Module, fsdp_config: Any, device: torch.device,
     # 0's parameters and buffers to every rank
     rank0_init = dist.is_initialized() and dist.get_world_size() > 1 and fsdp_config.enable_rank0_init
     on_meta = is_on_meta(module)
+    # FSDP1 flattens each unit's parameters into one tensor, which needs one requires_grad per unit unless the
+    # original parameters are kept: a frozen vision tower or LoRA adapters need use_orig_params
+    use_orig_params = fsdp_config.use_orig_params or len({p.requires_grad for p in module.parameters()}) > 1
     mixed = MixedPrecision(
         param_dtype=to_dtype(fsdp_config.mp_param_dtype, torch.bfloat16),
         reduce_dtype=to_dtype(fsdp_config.mp_reduce_dtype, torch.float32),
@@ -141,7 +145,7 @@ def apply_fsdp1(module: torch.nn.Module, fsdp_config: Any, device: torch.device,
         mixed_precision=mixed,
         cpu_offload=CPUOffload(offload_params=fsdp_config.enable_cpu_offload),
         device_id=device if device.type == "cuda" else None,
-        use_orig_params=fsdp_config.use_orig_params,
+        use_orig_params=use_orig_params,
         device_mesh=mesh,
         sync_module_states=rank0_init,
         param_init_fn=(lambda m: m.to_empty(device=device, recurse=False)) if on_meta else None,

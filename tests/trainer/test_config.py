@@ -321,7 +321,6 @@ def test_missing_paths_are_errors(arg: str, expected: str) -> None:
             ["worker.actor.ulysses_sequence_parallel_size=2"],
             "worker.actor.ulysses_size: sequence parallelism is not built yet, so only 1 is accepted (got 2)",
         ),
-        (["worker.actor.use_torch_compile=true"], "worker.actor.use_torch_compile: torch.compile"),
         (["worker.hybrid_engine=false"], "worker.hybrid_engine: separate actor and rollout GPUs are not built"),
         (["data.video_fps=4"], "data.video_fps: videos are not supported yet"),
         (["data.filter_overlong_prompts_workers=4"], "data.filter_overlong_prompts_workers: the length filter"),
@@ -329,12 +328,7 @@ def test_missing_paths_are_errors(arg: str, expected: str) -> None:
         (["worker.actor.tau_negative=0"], "worker.actor.tau_negative: must be > 0, got 0.0"),
         (["algorithm.adv_estimator=grpo_passk"], "algorithm.adv_estimator: 'grpo_passk' (EasyR1's pass@k advantage)"),
         (["worker.reward.num_cpus=4"], "worker.reward.num_cpus: the reward function runs in the trainer process"),
-        (["worker.critic.padding_free=true"], "worker.critic.padding_free: the value model runs on padded batches"),
         (["worker.critic.model.lora.rank=8"], "worker.critic.model.lora.rank: LoRA is built for the actor only"),
-        (
-            ["worker.critic.model.freeze_vision_tower=true"],
-            "worker.critic.model.freeze_vision_tower: freezing the vision tower is built for the actor only",
-        ),
         (
             ["trainer.find_last_checkpoint=false", "trainer.resume_mode=auto"],
             "trainer.resume_mode: 'auto' contradicts trainer.find_last_checkpoint=false",
@@ -439,7 +433,7 @@ def test_find_last_checkpoint_maps_onto_resume_mode(argv: list[str], mode: str, 
 
 
 @pytest.mark.parametrize(
-    "arg", ["worker.actor.loss_type=sapo", "worker.actor.clip_ratio_high=0.28", "worker.actor.dynamic_batching=true"]
+    "arg", ["worker.actor.loss_type=sapo", "worker.actor.clip_ratio_high=0.28"]
 )
 def test_sft_refuses_rl_update_keys(arg: str) -> None:
     from verl.trainer.sft_config import SFTConfig
@@ -567,3 +561,19 @@ trainer:
     assert cfg.worker.rollout.val_override_config == {"temperature": 0.0, "n": 1}
     assert cfg.trainer.response_path == os.path.join(str(tmp_path), "responses", "SelfReward.jsonl")
     assert cfg.algorithm.self_reward.enable and cfg.worker.actor.model.lora.rank == 0
+
+
+def test_worker_behaviour_keys_reach_the_workers_or_are_refused() -> None:
+    cfg = load("trainer.seed=7", "trainer.save_model_only=true", "worker.actor.loss_type=sapo")
+    assert cfg.worker.seed == 7 and cfg.worker.save_model_only is True
+    assert (cfg.worker.actor.tau_positive, cfg.worker.actor.tau_negative) == (1.0, 1.05)
+    assert "algorithm.kl_penalty: full (exact KL over the vocabulary) needs" in error_of("algorithm.kl_penalty=full")
+    load("algorithm.kl_penalty=full", "algorithm.disable_kl=true")  # no KL at all: nothing to refuse
+    assert "worker.ref.offload.offload_optimizer: the reference model is frozen" in error_of(
+        "worker.ref.offload.offload_optimizer=true"
+    )
+    assert "worker.actor.fsdp.fsdp_size=3 ranks per sharding group must divide the world size 2" in error_of(
+        "worker.actor.fsdp.fsdp_size=3", "trainer.n_gpus_per_node=2", "data.rollout_batch_size=2",
+        "worker.actor.global_batch_size=2",
+    )  # fmt: skip
+    assert "worker.actor.tau_negative: must be > 0" in error_of("worker.actor.tau_negative=0")

@@ -25,26 +25,8 @@ from verl.utils.config_utils import ConfigError, load_config
 PACKAGE = Path(__file__).resolve().parents[2] / "verl"
 CONFIG_MODULES = {"trainer/config.py", "trainer/sft_config.py", "workers/config.py", "utils/config_utils.py"}
 
-IMPLEMENTED_IN_THE_WORKERS = "implemented in the workers"
 ALLOWED_UNREAD: dict[str, str] = {
-    "data.max_response_length": "copied to worker.rollout.response_length by PPOConfig.post_init; the workers "
-    "and the trainer read that copy",
     "trainer.find_last_checkpoint": "mapped onto trainer.resume_mode in post_init; the loop reads resume_mode",
-    "worker.actor.dynamic_batching": IMPLEMENTED_IN_THE_WORKERS,
-    "worker.actor.max_token_len_per_device": IMPLEMENTED_IN_THE_WORKERS,
-    "worker.actor.tau_positive": IMPLEMENTED_IN_THE_WORKERS,
-    "worker.actor.tau_negative": IMPLEMENTED_IN_THE_WORKERS,
-    "worker.actor.fsdp.enable_rank0_init": IMPLEMENTED_IN_THE_WORKERS,
-    "worker.actor.fsdp.fsdp_size": IMPLEMENTED_IN_THE_WORKERS,
-    "worker.critic.dynamic_batching": IMPLEMENTED_IN_THE_WORKERS,
-    "worker.critic.max_token_len_per_device": IMPLEMENTED_IN_THE_WORKERS,
-    "worker.critic.fsdp.enable_rank0_init": IMPLEMENTED_IN_THE_WORKERS,
-    "worker.critic.fsdp.fsdp_size": IMPLEMENTED_IN_THE_WORKERS,
-    "worker.ref.dynamic_batching": IMPLEMENTED_IN_THE_WORKERS,
-    "worker.ref.max_token_len_per_device": IMPLEMENTED_IN_THE_WORKERS,
-    "worker.ref.fsdp.enable_rank0_init": IMPLEMENTED_IN_THE_WORKERS,
-    "worker.ref.fsdp.fsdp_size": IMPLEMENTED_IN_THE_WORKERS,
-    "trainer.save_model_only": IMPLEMENTED_IN_THE_WORKERS,
 }
 """Fields read nowhere by name, each with the reason that is fine. An entry whose field is read by now must go."""
 

@@ -350,6 +350,71 @@ def test_cispo_hand_worked_and_gradient_only_through_log_probs():
     assert old.grad is None or torch.equal(old.grad, torch.zeros_like(old.grad))
 
 
+def test_gspo_token_takes_the_sequence_ratio_value_with_per_token_gradients():
+    # s0 = exp(mean(ln 1.5, ln 0.5, ln 0.5)) = 0.721125 as for gspo; row 1's sequence ratio is exp(ln 4 / 2) = 2.
+    # A = [1, 2, 1 | 1, 1]: row 0 is inside the clip (0.72 < 0.8 but A > 0 keeps the unclipped -A s0), so its
+    # losses are -A_t s0; row 1 is above 1 + 0.3 with A > 0: held at -1.3 on both tokens, no gradient, even on
+    # the token whose own ratio is 1. Token mean: (-4 s0 - 2.6) / 5
+    old, new, _, mask = _policy_inputs()
+    adv = torch.tensor([[1.0, 2.0, 1.0], [1.0, 1.0, 0.0]])
+    loss, metrics = ca.compute_policy_loss(old, new, adv, mask, 0.2, 0.3, 3.0, "gspo_token", "token-mean")
+    s0 = math.exp((math.log(1.5) + 2 * math.log(0.5)) / 3)
+    _close(loss, (-4 * s0 - 2.6) / 5)
+    assert metrics["pg_clipfrac_higher"] == pytest.approx(0.4)
+    loss.backward()
+    # d(-A_t sg(s0) exp(lp_t - sg(lp_t))) / d lp_t = -A_t s0, over 5 tokens; clipped row 1 gets nothing
+    _close(new.grad, [[-s0 / 5, -2 * s0 / 5, -s0 / 5], [0.0, 0.0, 0.0]])
+    # gspo has the same value but spreads row 0's gradient evenly: each token gets -(1 + 2 + 1) s0 / 3 / 5
+    new_gspo = new.detach().clone().requires_grad_(True)
+    loss_gspo, _ = ca.compute_policy_loss(old, new_gspo, adv, mask, 0.2, 0.3, 3.0, "gspo", "token-mean")
+    _close(loss_gspo, float(loss.detach()))
+    loss_gspo.backward()
+    _close(new_gspo.grad[0], [-4 * s0 / 15] * 3)
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def test_sapo_hand_worked():
+    # L_t = -A * 4 / tau * sigmoid(tau * (r - 1)), tau = 1 where A >= 0, 2 where A < 0 (no clipping at all):
+    #   t1 (r 1.5, A 1):  -4 sig(0.5)        t2 (r 0.5, A 1): -4 sig(-0.5)   → together -4 (sig(x) + sig(-x) = 1)
+    #   t3 (r 0.5, A -1): 2 sig(-1) = 0.537883   t4 (r 4, A -1): 2 sig(6) = 1.995055   t5 (r 1, A -1): 2 sig(0) = 1
+    #   token mean: (-4 + 0.537883 + 1.995055 + 1) / 5 = -0.093412
+    old, new, adv, mask = _policy_inputs()
+    loss, metrics = ca.compute_policy_loss(
+        old, new, adv, mask, 0.2, 0.3, 3.0, "sapo", "token-mean", tau_positive=1.0, tau_negative=2.0
+    )
+    _close(loss, -0.0934125)
+    assert metrics["pg_clipfrac_higher"] == metrics["pg_clipfrac_lower"] == metrics["pg_clipfrac_dual"] == 0.0
+    loss.backward()
+
+    # dL_t/d lp_t = -A * 4 * sig'(tau (r - 1)) * r (sig' = s (1 - s)), over 5 tokens; every token has a gradient,
+    # the far-off t4 (r = 4) only a faint one
+    def slope(x: float) -> float:
+        return _sigmoid(x) * (1 - _sigmoid(x))
+
+    expected = [
+        [-4 * slope(0.5) * 1.5 / 5, -4 * slope(-0.5) * 0.5 / 5, 4 * slope(-1.0) * 0.5 / 5],
+        [4 * slope(6.0) * 4 / 5, 4 * slope(0.0) * 1 / 5, 0.0],
+    ]
+    _close(new.grad, expected)
+    _close(new.grad, [[-0.282004, -0.094001, 0.078645], [0.007893, 0.2, 0.0]])
+
+
+def test_sapo_defaults_and_on_policy_gradient():
+    # EasyR1's defaults tau_positive 1.0, tau_negative 1.05. At r = 1 the gate's slope is 1, so the gradient is
+    # the plain policy gradient -A / n_tokens while the value is -A * 2 / tau.
+    log_probs = torch.tensor([[-1.0, -2.0]], requires_grad=True)
+    adv = torch.tensor([[1.0, -1.0]])
+    loss, _ = ca.compute_policy_loss(log_probs.detach(), log_probs, adv, torch.ones(1, 2), loss_type="sapo")
+    _close(loss, (-2.0 / 1.0 + 2.0 / 1.05) / 2)
+    loss.backward()
+    _close(log_probs.grad, [[-0.5, 0.5]])
+    with pytest.raises(ValueError, match="tau_positive > 0"):
+        ca.compute_policy_loss(log_probs, log_probs, adv, torch.ones(1, 2), loss_type="sapo", tau_negative=0.0)
+
+
 @pytest.mark.parametrize("loss_type", ca.LOSS_TYPES)
 def test_ratio_one_clips_nothing(loss_type):
     gen = torch.Generator().manual_seed(0)
@@ -360,7 +425,7 @@ def test_ratio_one_clips_nothing(loss_type):
     assert torch.isfinite(loss)
     assert metrics["pg_clipfrac_higher"] == metrics["pg_clipfrac_lower"] == metrics["pg_clipfrac_dual"] == 0.0
     assert metrics["ppo_kl"] == 0.0
-    if loss_type != "cispo":  # r = 1: loss = -mean(A)
+    if loss_type in ("default", "gspo", "gspo_token"):  # r = 1: loss = -mean(A)
         _close(loss, float(-ca.masked_mean(adv, mask)))
 
 
@@ -370,7 +435,7 @@ def test_policy_loss_is_finite_with_extreme_log_probs_and_rejects_bad_args():
     loss, _ = ca.compute_policy_loss(old, new, torch.tensor([[1.0, -1.0]]), torch.ones(1, 2), 0.2, 0.3, 3.0)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(new.grad).all()
-    with pytest.raises(ValueError, match="default, gspo, cispo"):
+    with pytest.raises(ValueError, match="default, gspo, gspo_token, cispo, sapo"):
         ca.compute_policy_loss(old, new, old, torch.ones(1, 2), loss_type="ppo")
     with pytest.raises(ValueError, match="clip_ratio_dual"):
         ca.compute_policy_loss(old, new, old, torch.ones(1, 2), clip_ratio_dual=1.0)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from verl.protocol import DataProto
-from verl.workers.actor.dp_actor import DataParallelActor
+from verl.workers.actor.dp_actor import DataParallelActor, micro_batches, partition_by_token_budget
 
 
 def _actor_config(**overrides) -> SimpleNamespace:
@@ -23,6 +23,8 @@ def _actor_config(**overrides) -> SimpleNamespace:
         clip_ratio_high=0.3,
         clip_ratio_dual=3.0,
         loss_type="default",
+        tau_positive=1.0,
+        tau_negative=1.05,
         loss_avg_mode="token-mean",
         use_kl_loss=False,
         disable_kl=False,
@@ -30,6 +32,9 @@ def _actor_config(**overrides) -> SimpleNamespace:
         kl_coef=0.0,
         entropy_coeff=0.0,
         padding_free=False,
+        dynamic_batching=False,
+        max_token_len_per_device=None,
+        use_torch_compile=False,
     )
     config.update(overrides)
     return SimpleNamespace(**config)
@@ -150,3 +155,86 @@ def test_on_policy_update_logs_the_entropy_the_skipped_pass_would_have(model, ba
     expected = float((entropies * mask).sum() / mask.sum())
     metrics = actor.update_policy(data)
     assert metrics["actor/entropy"] == [pytest.approx(expected, rel=1e-5)]
+
+
+def test_sapo_and_gspo_token_are_selected_by_loss_type(model, batch) -> None:
+    """On policy (ratio 1) SAPO's gate has slope 1 and GSPO-token's per-token gradient is ``-A``, so both step
+    exactly like the default loss; off policy SAPO's temperature changes the step."""
+    data = _prepared(model, batch)
+    default = _updated_params(model, data)
+    for loss_type in ("sapo", "gspo_token"):
+        stepped = _updated_params(model, data, loss_type=loss_type)
+        for key in default:
+            torch.testing.assert_close(stepped[key], default[key], atol=1e-6, rtol=1e-5)
+    data.batch["old_log_probs"] = data.batch["old_log_probs"] - 0.5 * data.batch["response_mask"]
+    mild = _updated_params(model, data, loss_type="sapo", tau_positive=1.0, tau_negative=1.0)
+    sharp = _updated_params(model, data, loss_type="sapo", tau_positive=8.0, tau_negative=8.0)
+    assert max(float((mild[k] - sharp[k]).abs().max()) for k in mild) > 1e-6
+
+
+def test_token_budget_partition_hand_worked() -> None:
+    # first-fit decreasing over lengths [5, 9, 3, 7, 2] with budget 10: 9 opens a group, 7 another, 5 a third,
+    # 3 joins the 7 (10), 2 joins the 5 (7) -> {1}, {3, 2}, {0, 4}, listed by first row
+    assert partition_by_token_budget([5, 9, 3, 7, 2], 10) == [[0, 4], [1], [2, 3]]
+    # another rank needs 4 groups: the group with the most rows ({3, 2}) is halved
+    assert partition_by_token_budget([5, 9, 3, 7, 2], 10, min_parts=4) == [[0, 4], [1], [2], [3]]
+    assert partition_by_token_budget([4, 4, 4], 100) == [[0, 1, 2]]
+    with pytest.raises(ValueError, match="max_token_len_per_device=8: raise it to at least 9"):
+        partition_by_token_budget([5, 9], 8)
+    with pytest.raises(ValueError, match="3 non-empty micro-batches from 2 rows"):
+        partition_by_token_budget([1, 1], 8, min_parts=3)
+
+
+def _dynamic(batch) -> dict:
+    """A token budget that forces mixed groups: the longest row plus the shortest one."""
+    lengths = sorted(batch.batch["attention_mask"].sum(-1).tolist())
+    return dict(dynamic_batching=True, max_token_len_per_device=int(lengths[-1] + lengths[0]))
+
+
+def test_dynamic_batching_forms_token_budget_micro_batches(batch) -> None:
+    config = _actor_config(**_dynamic(batch))
+    pieces = micro_batches(batch, 4, config)
+    lengths = batch.batch["attention_mask"].sum(-1)
+    assert 1 < len(pieces) < len(batch)
+    assert sorted(int(i) for index, _ in pieces for i in index) == list(range(len(batch)))
+    for index, micro in pieces:
+        assert int(lengths[index].sum()) <= config.max_token_len_per_device
+        assert torch.equal(micro.batch["input_ids"], batch.batch["input_ids"][index])
+    # None: micro batch size x padded length, which here holds every row at once
+    assert len(micro_batches(batch, 4, _actor_config(dynamic_batching=True))) == 1
+
+
+def test_dynamic_batching_log_probs_equal_fixed(model, batch) -> None:
+    fixed = DataParallelActor(_actor_config(), model).compute_log_prob(batch, with_entropy=True)
+    dynamic = DataParallelActor(_actor_config(**_dynamic(batch)), model).compute_log_prob(batch, with_entropy=True)
+    for key in ("log_probs", "entropies"):
+        torch.testing.assert_close(dynamic.batch[key], fixed.batch[key], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("loss_avg_mode", ["token-mean", "seq-mean-token-mean"])
+def test_dynamic_batching_update_equals_fixed_micro_batching(model, batch, loss_avg_mode) -> None:
+    """Token-budget micro-batches group the rows differently, but each one's loss is weighted by its share of
+    the mini-batch, so one update moves the weights exactly as fixed micro-batches of one row do."""
+    data = _prepared(model, batch)
+    fixed = _updated_params(model, data, micro_batch_size_per_device_for_update=1, loss_avg_mode=loss_avg_mode)
+    dynamic = _updated_params(model, data, loss_avg_mode=loss_avg_mode, **_dynamic(batch))
+    start = {k: v.detach() for k, v in model.named_parameters()}
+    assert sum(float((fixed[k] - start[k]).abs().sum()) for k in fixed) > 0, "the update must change the weights"
+    for key in fixed:
+        torch.testing.assert_close(dynamic[key], fixed[key], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.slow  # compiling on CPU takes a minute or two
+def test_use_torch_compile_compiles_the_log_prob_head_with_the_same_results(model, batch) -> None:
+    from verl.workers.actor.dp_actor import _gather_response_log_probs
+
+    plain = DataParallelActor(_actor_config(), model)
+    compiled = DataParallelActor(_actor_config(use_torch_compile=True), model)
+    assert plain._response_log_probs is _gather_response_log_probs
+    assert compiled._response_log_probs is not _gather_response_log_probs
+    logits = torch.randn(2, 5, 11, generator=torch.Generator().manual_seed(0))
+    responses = torch.randint(0, 11, (2, 5), generator=torch.Generator().manual_seed(1))
+    expected = plain._response_log_probs(logits, responses, 0.7, True)
+    got = compiled._response_log_probs(logits, responses, 0.7, True)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

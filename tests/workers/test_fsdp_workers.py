@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import pytest
 import torch
@@ -145,3 +146,189 @@ def test_a_non_finite_loss_on_one_rank_skips_the_update_on_every_rank(actor_grou
     assert not metrics.get("actor/grad_norm")
     after = actor_group.actor_state_dict()
     assert all(torch.equal(after[name], before[name]) for name in before), "no rank applied the update"
+
+
+# ------------------------------------------------------------------ one rank in this process (no Ray)
+
+
+@pytest.fixture
+def one_rank(monkeypatch):
+    """A process group of one in the test process for workers built directly; torn down afterwards."""
+    import socket
+
+    import torch.distributed as dist
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for key, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": "0", "WORLD_SIZE": "1"}.items():
+        monkeypatch.setenv(key, value)
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _worker(tiny_vl, role: str = "actor", **overrides):
+    from verl.workers.fsdp_workers import FSDPWorker
+
+    config = _config(tiny_vl, **{"trainer.n_gpus_per_node": 1, **overrides})
+    worker = FSDPWorker(config.worker, role)
+    worker.init_model()
+    return worker
+
+
+def _lora_a(worker) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in worker.actor.module.named_parameters() if "lora_A" in n}
+
+
+def test_trainer_seed_seeds_model_init(one_rank, tiny_vl) -> None:
+    """LoRA's A matrices are drawn at init: the same trainer.seed draws the same ones, another seed others."""
+    lora = {"worker.actor.model.lora.rank": 4, "worker.actor.model.lora.target_modules": "q_proj,v_proj"}
+    first = _worker(tiny_vl, **{"trainer.seed": 7, **lora})
+    assert torch.initial_seed() == 7  # seed + rank 0
+    again = _lora_a(_worker(tiny_vl, **{"trainer.seed": 7, **lora}))
+    other = _lora_a(_worker(tiny_vl, **{"trainer.seed": 8, **lora}))
+    assert torch.initial_seed() == 8
+    drawn = _lora_a(first)
+    assert drawn and drawn.keys() == again.keys() == other.keys()
+    assert all(torch.equal(drawn[k], again[k]) for k in drawn)
+    assert not any(torch.equal(drawn[k], other[k]) for k in drawn)
+
+
+def test_save_model_only_checkpoints_resume_with_a_fresh_optimizer(one_rank, tiny_vl, tmp_path, caplog) -> None:
+    from torch.distributed.checkpoint import FileSystemReader
+
+    saver = _worker(tiny_vl, **{"trainer.save_model_only": True})
+    with torch.no_grad():
+        next(saver.actor.module.parameters()).add_(0.5)  # something a fresh load would not have
+    saver.save_checkpoint(str(tmp_path / "actor"))
+    stored = FileSystemReader(str(tmp_path / "actor" / "dcp")).read_metadata().state_dict_metadata
+    assert any(k.startswith("model") for k in stored) and not any(k.startswith("optimizer") for k in stored)
+    assert torch.load(tmp_path / "actor" / "extra_state_rank_0.pt", weights_only=False)["model_only"] is True
+
+    resumed = _worker(tiny_vl)
+    with caplog.at_level("WARNING"):
+        resumed.load_checkpoint(str(tmp_path / "actor"))
+    assert "save_model_only=true (no optimizer state)" in caplog.text
+    expected = dict(saver.actor.module.named_parameters())
+    for name, value in resumed.actor.module.named_parameters():
+        torch.testing.assert_close(value, expected[name], msg=name)
+    assert len(resumed.actor.optimizer.state) == 0
+
+
+def test_ref_and_critic_offload_move_their_weights_around_each_phase(
+    one_rank, tiny_vl, make_vl_batch, monkeypatch
+) -> None:
+    from verl.utils import fsdp_utils
+
+    calls: list[tuple[str, str]] = []
+
+    def record(action: str):
+        def call(target, *args) -> None:
+            kind = "optimizer" if isinstance(target, torch.optim.Optimizer) else "module"
+            calls.append((action, kind))
+
+        return call
+
+    for name in ("offload_module", "load_module", "offload_optimizer", "load_optimizer"):
+        monkeypatch.setattr(fsdp_utils, name, record(name))
+    batch = make_vl_batch(rows=2)
+
+    ref = _worker(tiny_vl, "ref", **{"worker.ref.offload.offload_params": True})
+    assert calls == [("offload_module", "module")], "offloaded once built"
+    calls.clear()
+    ref.compute_ref_log_probs(batch)
+    assert calls == [("load_module", "module"), ("offload_module", "module")]
+
+    calls.clear()
+    critic_keys = {
+        "worker.critic.model.model_path": str(tiny_vl),
+        "worker.critic.model.enable_gradient_checkpointing": False,
+        "worker.critic.offload.offload_params": True,
+        "worker.critic.offload.offload_optimizer": True,
+    }
+    critic = _worker(tiny_vl, "critic", **critic_keys)
+    assert calls == [("offload_module", "module"), ("offload_optimizer", "optimizer")]
+    calls.clear()
+    values = critic.compute_values(batch).batch["values"]
+    assert calls == [("load_module", "module"), ("offload_module", "module")]
+    calls.clear()
+    data = copy.copy(batch)
+    data.batch = batch.batch.clone()
+    data.batch["values"], data.batch["returns"] = values, torch.ones_like(values) * batch.batch["response_mask"]
+    critic.update_critic(data)
+    assert calls == [
+        ("load_module", "module"),
+        ("load_optimizer", "optimizer"),
+        ("offload_module", "module"),
+        ("offload_optimizer", "optimizer"),
+    ]
+
+
+def test_rank0_init_meta_model_gets_rank0_weights_and_buffers(one_rank, tiny_vl, model, make_vl_batch) -> None:
+    """The path of the ranks other than 0: the architecture on the meta device, sharded, then filled with rank
+    0's weights and buffers (the rotary frequencies are not in the state dict); it then computes exactly what
+    the loaded model does."""
+    import torch.distributed as dist
+
+    from verl.utils import fsdp_utils
+    from verl.workers.actor.dp_actor import DataParallelActor
+    from verl.workers.fsdp_workers import load_hf_model
+
+    config = _config(tiny_vl)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{os.environ['MASTER_PORT']}", rank=0, world_size=1)
+    cpu = torch.device("cpu")
+    loaded = load_hf_model(config.worker.actor.model, torch.float32, cpu)
+    bare = load_hf_model(config.worker.actor.model, torch.float32, cpu, on_meta=True)
+    assert fsdp_utils.is_on_meta(bare) and not fsdp_utils.is_on_meta(loaded)
+    state, buffers = fsdp_utils.rank0_state(loaded, rank=0)
+    assert any("inv_freq" in name for name in buffers) and not any("inv_freq" in name for name in state)
+    sharded = fsdp_utils.apply_fsdp2(bare, config.worker.actor.fsdp, cpu, world_size=1)
+    fsdp_utils.load_from_rank0(sharded, state, buffers)
+    batch = make_vl_batch(rows=2)
+    expected = DataParallelActor(config.worker.actor, model).compute_log_prob(batch).batch["log_probs"]
+    got = DataParallelActor(config.worker.actor, sharded).compute_log_prob(batch).batch["log_probs"]
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_fsdp_size_gives_a_hybrid_mesh_or_a_clear_error() -> None:
+    from verl.utils.fsdp_utils import mesh_shape
+
+    assert mesh_shape(8, -1) == (8,) and mesh_shape(8, 8) == (8,)
+    assert mesh_shape(8, 2) == (4, 2) and mesh_shape(2, 1) == (2, 1)
+    for bad in (3, 16, 0):
+        with pytest.raises(
+            ValueError, match=f"fsdp.fsdp_size={bad} ranks per sharding group must divide the world size 8"
+        ):
+            mesh_shape(8, bad)
+
+
+@pytest.mark.slow
+def test_hybrid_shard_with_rank0_init_matches_the_unsharded_model(
+    ray_local, tiny_vl, model, make_vl_batch, reference_log_probs
+) -> None:
+    """fsdp_size=1 on 2 ranks: a (2, 1) mesh, weights replicated (each rank a whole copy), loaded on rank 0
+    only and broadcast; log-probs equal the local model's and one update changes the weights."""
+    from verl.single_controller import RayResourcePool, RayWorkerGroup
+    from verl.workers.fsdp_workers import FSDPWorker
+
+    config = _config(tiny_vl, **{"worker.actor.fsdp.fsdp_size": 1, "worker.actor.fsdp.enable_rank0_init": True})
+    group = RayWorkerGroup(RayResourcePool([2], use_gpu=False), FSDPWorker, config.worker, "actor", name_prefix="hsdp")
+    try:
+        group.init_model()
+        batch = make_vl_batch(rows=4)
+        out = group.compute_log_probs(batch)
+        torch.testing.assert_close(out.batch["old_log_probs"], reference_log_probs(model, batch), atol=1e-5, rtol=1e-4)
+        before = group.actor_state_dict()
+        data = copy.copy(batch)
+        data.batch = batch.batch.clone()
+        data.batch["old_log_probs"] = out.batch["old_log_probs"]
+        data.batch["advantages"] = torch.tensor([1.0, -1.0, 1.0, -1.0])[:, None] * data.batch["response_mask"]
+        metrics = group.update_actor(data).meta_info["metrics"]
+        assert metrics["actor/grad_norm"] and all(torch.isfinite(torch.tensor(metrics["actor/grad_norm"])))
+        after = group.actor_state_dict()
+        assert any(not torch.equal(after[n], before[n]) for n in after), "one update must change the weights"
+    finally:
+        group.shutdown()

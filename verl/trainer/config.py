@@ -287,7 +287,8 @@ class AlgorithmConfig:
     """KL as a loss term of the actor (GRPO) instead of a penalty inside the reward; ignored (with a log line)
     when ``disable_kl`` is true"""
     kl_penalty: Literal["kl", "abs", "mse", "low_var_kl", "full"] = "kl"
-    """KL estimator: ``kl`` (k1), ``abs``, ``mse`` (k2), ``low_var_kl`` (k3), ``full``"""
+    """KL estimator: ``kl`` (k1), ``abs``, ``mse`` (k2), ``low_var_kl`` (k3); ``full`` is refused (the batch
+    carries the sampled tokens' log-probs, not whole distributions)"""
     kl_coef: float = 1e-3
     """KL coefficient (the initial one for the adaptive controller)"""
     kl_type: Literal["fixed", "adaptive"] = "fixed"
@@ -320,6 +321,13 @@ class AlgorithmConfig:
         require(0.0 <= self.lam <= 1.0, "lam", f"must be in [0, 1], got {self.lam}")
         require(self.kl_coef >= 0, "kl_coef", f"must be >= 0, got {self.kl_coef}")
         require(self.kl_horizon > 0, "kl_horizon", f"must be > 0, got {self.kl_horizon}")
+        require(
+            self.disable_kl or self.kl_penalty != "full",
+            "kl_penalty",
+            "full (exact KL over the vocabulary) needs the reference model's whole distribution at every token, "
+            "but the batch carries only the sampled tokens' log-probs; use low_var_kl (k3, unbiased, >= 0), kl, "
+            "abs or mse",
+        )
         if self.disable_kl and self.use_kl_loss:
             logger.info("algorithm.disable_kl=true: no KL term, so algorithm.use_kl_loss=true is ignored")
             self.use_kl_loss = False
@@ -485,6 +493,8 @@ class PPOConfig:
         actor.use_kl_loss = algo.use_kl_loss
         actor.kl_penalty = algo.kl_penalty
         actor.kl_coef = algo.kl_coef
+        self.worker.seed = trainer.seed
+        self.worker.save_model_only = trainer.save_model_only
 
         problems: list[str] = []
         world = trainer.world_size
@@ -538,6 +548,12 @@ class PPOConfig:
             problems.append(
                 f"data.rollout_batch_size={data.rollout_batch_size} prompts must be a multiple of "
                 f"{key}.global_batch_size={gbs} prompts per update; e.g. set {key}.global_batch_size={fits}"
+            )
+        fsdp_size = section.fsdp.fsdp_size
+        if fsdp_size != -1 and (fsdp_size > world or world % fsdp_size):
+            problems.append(
+                f"{key}.fsdp.fsdp_size={fsdp_size} ranks per sharding group must divide the world size {world} "
+                "(-1 shards over all ranks; a divisor gives hybrid sharding)"
             )
         if world % ulysses:
             problems.append(f"{key}.ulysses_size={ulysses} must divide the world size {world}")

@@ -373,7 +373,7 @@ def aggregate_loss(
 
 # --------------------------------------------------------------------------------------------- policy and value loss
 
-LOSS_TYPES = ("default", "gspo", "cispo")
+LOSS_TYPES = ("default", "gspo", "gspo_token", "cispo", "sapo")
 _LOG_RATIO_LIMIT = 20.0  # exp(±20) keeps ratios and their gradients finite (pytorch/pytorch#10729)
 
 
@@ -388,6 +388,8 @@ def compute_policy_loss(
     loss_type: str = "default",
     loss_avg_mode: str = "token-mean",
     loss_max_length: int | None = None,
+    tau_positive: float = 1.0,
+    tau_negative: float = 1.05,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Policy-gradient loss (to minimise) and its metrics.
 
@@ -400,21 +402,33 @@ def compute_policy_loss(
     - ``gspo``: GSPO (Zheng et al. 2025, arXiv 2507.18071): the same clipped objective on the sequence ratio
       ``s_i = exp(mean_t(log_probs - old_log_probs))`` (geometric mean of the token ratios, length-normalised),
       shared by all tokens of the response. GSPO's paper uses much tighter clip ranges (3e-4 / 4e-4);
+    - ``gspo_token``: GSPO-token (same paper): the ratio's *value* is the sequence ratio ``s_i`` (so clipping is
+      decided per sequence) but its gradient flows per token, ``r_t = sg(s_i) * exp(log_probs_t -
+      sg(log_probs_t))``: ``d r_t / d log_probs_t = s_i``, where ``gspo`` spreads ``s_i / |y_i|`` over the
+      response. With advantages equal over a response (GRPO) its gradient equals ``gspo``'s;
     - ``cispo``: CISPO (MiniMax-M1, arXiv 2506.13585): ``L = -A * sg(clip(r)) * log_probs``: REINFORCE with the
-      clipped importance weight held constant, so every token keeps a gradient (through ``log_probs`` only).
+      clipped importance weight held constant, so every token keeps a gradient (through ``log_probs`` only);
+    - ``sapo``: SAPO (Gao et al. 2025, arXiv 2511.20347): a smooth gate instead of a hard clip,
+      ``L = -A * 4 / tau * sigmoid(tau * (r - 1))`` with ``tau = tau_positive`` where ``A >= 0`` and
+      ``tau_negative`` where ``A < 0``. At ``r = 1`` the gate's slope is 1 (the plain policy gradient) and it
+      fades smoothly as ``r`` leaves 1, faster for larger ``tau``; the clip ratios are not used. Its value at
+      ``r = 1`` is ``-A * 2 / tau``, not ``-A``: only the gradient matches PPO there.
 
     The token losses are reduced by ``aggregate_loss(L, response_mask, loss_avg_mode, loss_max_length)``.
 
     Metrics (floats, means over valid tokens): ``pg_clipfrac_higher`` = share of tokens held at the upper bound
     ``1 + clip_ratio_high`` (A > 0, r above it; for cispo: any token whose weight was clipped down to it),
     ``pg_clipfrac_lower`` = share held at ``1 - clip_ratio_low`` (A < 0, r below it; for cispo: weight clipped
-    up), ``pg_clipfrac_dual`` = share bounded by the dual clip, ``ppo_kl`` = ``mean(old_log_probs -
+    up), ``pg_clipfrac_dual`` = share bounded by the dual clip (all three 0 for ``sapo``, which clips nothing),
+    ``ppo_kl`` = ``mean(old_log_probs -
     log_probs)`` (k1 estimate of KL(old || new)).
     """
     if loss_type not in LOSS_TYPES:
         raise ValueError(f"unknown loss_type {loss_type!r}; valid: {', '.join(LOSS_TYPES)}")
     if clip_ratio_dual <= 1.0:
         raise ValueError(f"clip_ratio_dual must be > 1, got {clip_ratio_dual}")
+    if loss_type == "sapo" and (tau_positive <= 0 or tau_negative <= 0):
+        raise ValueError(f"sapo needs tau_positive > 0 and tau_negative > 0, got {tau_positive} and {tau_negative}")
     valid = response_mask.bool()
     zeros = torch.zeros_like(log_probs)
     log_probs_valid = torch.where(valid, log_probs, zeros)
@@ -422,6 +436,9 @@ def compute_policy_loss(
     log_ratio = log_probs_valid - torch.where(valid, old_log_probs.to(log_probs.dtype), zeros)
     if loss_type == "gspo":
         log_ratio = masked_mean(log_ratio, response_mask, dim=-1).unsqueeze(-1).expand_as(log_ratio)
+    elif loss_type == "gspo_token":
+        sequence = masked_mean(log_ratio, response_mask, dim=-1).detach().unsqueeze(-1)
+        log_ratio = sequence + log_probs_valid - log_probs_valid.detach()
     log_ratio = log_ratio.clamp(-_LOG_RATIO_LIMIT, _LOG_RATIO_LIMIT)
     ratio = torch.exp(log_ratio)
     low, high = 1.0 - clip_ratio_low, 1.0 + clip_ratio_high
@@ -431,6 +448,11 @@ def compute_policy_loss(
         token_loss = -advantages * clipped_ratio.detach() * log_probs_valid
         at_high, at_low = ratio > high, ratio < low
         dual = torch.zeros_like(valid)
+    elif loss_type == "sapo":
+        positive = advantages >= 0
+        tau = torch.where(positive, torch.full_like(ratio, tau_positive), torch.full_like(ratio, tau_negative))
+        token_loss = -advantages * (4.0 / tau) * torch.sigmoid(tau * (ratio - 1.0))
+        at_high = at_low = dual = torch.zeros_like(valid)
     else:
         surrogate = torch.maximum(-advantages * ratio, -advantages * clipped_ratio)
         dual_bound = -advantages * clip_ratio_dual

@@ -32,11 +32,9 @@ RL_ONLY_ACTOR_KEYS = (
     "entropy_coeff",
     "tau_positive",
     "tau_negative",
-    "dynamic_batching",
-    "max_token_len_per_device",
 )
 """``worker.actor`` keys of the policy update that the SFT step does not use (its loss is the token mean of the
-answer's negative log-likelihood over the whole batch, micro-batched by rows): a non-default value is refused."""
+answer's negative log-likelihood over the whole batch): a non-default value is refused."""
 
 
 @dataclass
@@ -166,6 +164,7 @@ class SFTConfig:
 
     def post_init(self) -> None:
         actor, world = self.worker.actor, self.trainer.world_size
+        self.worker.seed = self.trainer.seed
         gbs, micro = actor.global_batch_size, actor.micro_batch_size_per_device_for_update
         problems = []
         defaults = ActorConfig()

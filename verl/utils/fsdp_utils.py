@@ -30,17 +30,46 @@ def _wrap_classes(module: torch.nn.Module) -> set[type]:
     return {type(m) for m in module.modules() if type(m).__name__ in names}
 
 
+def mesh_shape(world_size: int, fsdp_size: int) -> tuple[int, ...]:
+    """The device mesh for ``fsdp.fsdp_size``: ``(world_size,)`` shards over every rank (``-1`` or the world
+    size); ``(world_size // fsdp_size, fsdp_size)`` is hybrid sharding: parameters sharded within groups of
+    ``fsdp_size`` ranks, replicated across the groups, gradients averaged over all ranks."""
+    if fsdp_size == -1 or fsdp_size == world_size:
+        return (world_size,)
+    if fsdp_size < 1 or fsdp_size > world_size or world_size % fsdp_size:
+        raise ValueError(
+            f"fsdp.fsdp_size={fsdp_size} ranks per sharding group must divide the world size {world_size} "
+            "(-1 shards over all ranks)"
+        )
+    return (world_size // fsdp_size, fsdp_size)
+
+
+def build_device_mesh(device: torch.device, world_size: int, fsdp_size: int) -> Any:
+    """A 1-D ``("fsdp",)`` mesh or, for hybrid sharding, a 2-D ``("ddp", "fsdp")`` one (see ``mesh_shape``)."""
+    from torch.distributed.device_mesh import init_device_mesh
+
+    shape = mesh_shape(world_size, fsdp_size)
+    names = ("fsdp",) if len(shape) == 1 else ("ddp", "fsdp")
+    return init_device_mesh(device.type, shape, mesh_dim_names=names)
+
+
+def is_on_meta(module: torch.nn.Module) -> bool:
+    """Whether any parameter of ``module`` is a meta tensor (built without storage for rank-0 init)."""
+    return any(p.is_meta for p in module.parameters())
+
+
 def apply_fsdp2(
     module: torch.nn.Module,
     fsdp_config: Any,
     device: torch.device,
     world_size: int,
 ) -> torch.nn.Module:
-    """Shard ``module`` with ``fully_shard`` (per transformer block, then the root)."""
-    from torch.distributed.device_mesh import init_device_mesh
+    """Shard ``module`` with ``fully_shard`` (per transformer block, then the root) over the mesh of
+    ``fsdp_config.fsdp_size`` (a 2-D mesh gives hybrid sharding). A module on the meta device is sharded there
+    and then given (uninitialised) storage on ``device``; ``load_from_rank0`` fills it."""
     from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 
-    mesh = init_device_mesh(device.type, (world_size,))
+    mesh = build_device_mesh(device, world_size, fsdp_config.fsdp_size)
     mp_policy = MixedPrecisionPolicy(
         param_dtype=to_dtype(fsdp_config.mp_param_dtype, torch.bfloat16),
         reduce_dtype=to_dtype(fsdp_config.mp_reduce_dtype, torch.float32),
@@ -48,16 +77,42 @@ def apply_fsdp2(
     )
     offload = CPUOffloadPolicy() if fsdp_config.enable_cpu_offload and device.type == "cuda" else OffloadPolicy()
     kwargs = {"mesh": mesh, "mp_policy": mp_policy, "offload_policy": offload}
+    on_meta = is_on_meta(module)
     wrap = _wrap_classes(module)
     for sub in module.modules():
         if type(sub) in wrap:
             fully_shard(sub, reshard_after_forward=fsdp_config.enable_full_shard, **kwargs)
     fully_shard(module, reshard_after_forward=fsdp_config.enable_full_shard, **kwargs)
+    if on_meta:
+        module.to_empty(device="cpu" if isinstance(offload, CPUOffloadPolicy) else device)
     return module
 
 
+def rank0_state(module: torch.nn.Module, rank: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Before wrapping, for rank-0 init: rank 0's full state dict (other ranks: empty) and every buffer, the
+    non-persistent ones (rotary frequencies) included, broadcast from rank 0 to all ranks."""
+    state = module.state_dict() if rank == 0 else {}
+    buffers = [{name: b.detach().cpu() for name, b in module.named_buffers()} if rank == 0 else None]
+    dist.broadcast_object_list(buffers, src=0)
+    return state, buffers[0]
+
+
+def load_from_rank0(module: torch.nn.Module, state: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor]) -> None:
+    """After wrapping, for rank-0 init: every rank's shards get rank 0's weights (broadcast tensor by tensor,
+    so only rank 0 ever held the whole model in host memory) and rank 0's buffers."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+    set_model_state_dict(module, state, options=options)
+    with torch.no_grad():
+        for name, buffer in module.named_buffers():
+            if name in buffers:
+                buffer.copy_(buffers[name].to(buffer.device, buffer.dtype))
+
+
 def apply_fsdp1(module: torch.nn.Module, fsdp_config: Any, device: torch.device, world_size: int) -> torch.nn.Module:
-    """Wrap ``module`` with FSDP1 (``FULL_SHARD``, or ``SHARD_GRAD_OP`` when full shard is off). GPU only."""
+    """Wrap ``module`` with FSDP1 (``FULL_SHARD``, or ``SHARD_GRAD_OP`` when full shard is off; their hybrid
+    forms when ``fsdp_size`` gives a 2-D mesh). GPU only."""
     if device.type != "cuda":
         raise ValueError("fsdp.fsdp_version=1 (FSDP1) needs a GPU; CPU ranks use fsdp.fsdp_version=2 (fully_shard)")
     from torch.distributed.fsdp import CPUOffload, MixedPrecision, ShardingStrategy
@@ -65,7 +120,19 @@ def apply_fsdp1(module: torch.nn.Module, fsdp_config: Any, device: torch.device,
     from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
 
     policy = functools.partial(transformer_auto_wrap_policy, transformer_layer_cls=_wrap_classes(module))
-    strategy = ShardingStrategy.FULL_SHARD if fsdp_config.enable_full_shard else ShardingStrategy.SHARD_GRAD_OP
+    mesh = build_device_mesh(device, world_size, fsdp_config.fsdp_size)
+    if mesh.ndim == 2:  # shard within groups of fsdp_size ranks, replicate across them
+        full, zero2 = ShardingStrategy.HYBRID_SHARD, ShardingStrategy._HYBRID_SHARD_ZERO2
+    else:
+        full, zero2 = ShardingStrategy.FULL_SHARD, ShardingStrategy.SHARD_GRAD_OP
+    strategy = full if fsdp_config.enable_full_shard else zero2
+    # rank-0 init: the other ranks hold the model on the meta device; FSDP gives them storage and copies rank
+    # 0's parameters and buffers to every rank
+    rank0_init = dist.is_initialized() and dist.get_world_size() > 1 and fsdp_config.enable_rank0_init
+    on_meta = is_on_meta(module)
+    # FSDP1 flattens each unit's parameters into one tensor, which needs one requires_grad per unit unless the
+    # original parameters are kept: a frozen vision tower or LoRA adapters need use_orig_params
+    use_orig_params = fsdp_config.use_orig_params or len({p.requires_grad for p in module.parameters()}) > 1
     mixed = MixedPrecision(
         param_dtype=to_dtype(fsdp_config.mp_param_dtype, torch.bfloat16),
         reduce_dtype=to_dtype(fsdp_config.mp_reduce_dtype, torch.float32),
@@ -78,8 +145,10 @@ def apply_fsdp1(module: torch.nn.Module, fsdp_config: Any, device: torch.device,
         mixed_precision=mixed,
         cpu_offload=CPUOffload(offload_params=fsdp_config.enable_cpu_offload),
         device_id=device if device.type == "cuda" else None,
-        use_orig_params=fsdp_config.use_orig_params,
-        sync_module_states=False,
+        use_orig_params=use_orig_params,
+        device_mesh=mesh,
+        sync_module_states=rank0_init,
+        param_init_fn=(lambda m: m.to_empty(device=device, recurse=False)) if on_meta else None,
     )
 
 
@@ -253,12 +322,26 @@ def load_sharded(
     path: str,
     rank: int,
 ) -> dict[str, Any]:
-    """Inverse of ``save_sharded``; returns this rank's extra state."""
+    """Inverse of ``save_sharded``; returns this rank's extra state.
+
+    A checkpoint saved without optimizer state (``extra["model_only"]``, from ``trainer.save_model_only``)
+    restores the weights, LR schedule and RNG and leaves ``optimizer`` as it is (fresh), with a warning: the
+    Adam moments restart from zero."""
+    import logging
     import os
 
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
+    extra_file = os.path.join(path, f"extra_state_rank_{rank}.pt")
+    extra = torch.load(extra_file, weights_only=False) if os.path.exists(extra_file) else {}
+    if optimizer is not None and extra.get("model_only"):
+        logging.getLogger(__name__).warning(
+            "%s was saved with trainer.save_model_only=true (no optimizer state): resuming the weights and LR "
+            "schedule with a fresh optimizer, whose moments restart from zero",
+            path,
+        )
+        optimizer = None
     if optimizer is not None:
         model_state, optim_state = get_state_dict(module, optimizer)
         state = {"model": model_state, "optimizer": optim_state}
@@ -267,9 +350,12 @@ def load_sharded(
 
         state = {"model": get_model_state_dict(module)}
     dcp.load(state, checkpoint_id=os.path.join(path, "dcp"))
-    set_state_dict(module, optimizer, model_state_dict=state["model"], optim_state_dict=state.get("optimizer", {}))
-    extra_file = os.path.join(path, f"extra_state_rank_{rank}.pt")
-    extra = torch.load(extra_file, weights_only=False) if os.path.exists(extra_file) else {}
+    if optimizer is not None:
+        set_state_dict(module, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
+    else:
+        from torch.distributed.checkpoint.state_dict import set_model_state_dict
+
+        set_model_state_dict(module, state["model"])
     if lr_scheduler is not None and extra.get("lr_scheduler") is not None:
         lr_scheduler.load_state_dict(extra["lr_scheduler"])
     if extra.get("rng_cpu") is not None:

@@ -308,11 +308,6 @@ class ActorConfig:
         require(self.clip_ratio_dual > 1.0, "clip_ratio_dual", f"must be > 1, got {self.clip_ratio_dual}")
         require(self.tau_positive > 0, "tau_positive", f"must be > 0, got {self.tau_positive}")
         require(self.tau_negative > 0, "tau_negative", f"must be > 0, got {self.tau_negative}")
-        require(
-            not self.use_torch_compile,
-            "use_torch_compile",
-            "torch.compile of the log-prob helpers is not built yet, so only false is accepted",
-        )
 
 
 @dataclass
@@ -330,6 +325,14 @@ class RefConfig:
     max_token_len_per_device: int | None = derived(None, "worker.actor.max_token_len_per_device")
     ulysses_size: int = derived(1, "worker.actor.ulysses_size")
     use_torch_compile: bool = derived(False, "worker.actor.use_torch_compile")
+
+    def post_init(self) -> None:
+        require(
+            not self.offload.offload_optimizer,
+            "offload.offload_optimizer",
+            "the reference model is frozen and has no optimizer state to offload; set it to false "
+            "(offload.offload_params moves its weights)",
+        )
 
 
 @dataclass
@@ -370,19 +373,9 @@ class CriticConfig:
         _check_batching(self)
         require(self.cliprange_value > 0, "cliprange_value", f"must be > 0, got {self.cliprange_value}")
         require(
-            not self.padding_free,
-            "padding_free",
-            "the value model runs on padded batches; padding-free packing is built for the actor only",
-        )
-        require(
             self.model.lora.rank == 0,
             "model.lora.rank",
             "LoRA is built for the actor only; the critic trains all weights",
-        )
-        require(
-            not self.model.freeze_vision_tower,
-            "model.freeze_vision_tower",
-            "freezing the vision tower is built for the actor only; the critic trains all weights",
         )
 
 
@@ -453,7 +446,8 @@ class RewardConfig:
     """The rule-based reward function and how it is called."""
 
     reward_type: Literal["batch", "sequential"] = "batch"
-    """``batch``: the function scores a list of responses at once; ``sequential``: one response per call"""
+    """``batch``: the function scores a list of responses at once; ``sequential``: one response per call. A
+    reward file that declares ``REWARD_TYPE`` (EasyR1) is called as it declares, with a warning if this differs"""
     reward_function: str | None = None
     """``path/to/file.py:function`` or ``package.module:function``; a file path is made absolute; without
     ``:function`` the function ``main`` is used (EasyR1). ``None`` leaves the choice to the reward manager"""
@@ -515,7 +509,9 @@ class WorkerConfig:
     ``reward_function`` is unset it becomes a copy of ``reward`` with ``val_reward``'s kwargs merged on top"""
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     seed: int = derived(1, "trainer.seed")
-    """seed of model initialisation and sampling in the workers (each rank adds its rank)"""
+    """seed of model init and sampling on the workers (rank r uses ``seed + r``)"""
+    save_model_only: bool = derived(False, "trainer.save_model_only")
+    """checkpoints hold the weights without optimizer state"""
 
     def post_init(self) -> None:
         require(

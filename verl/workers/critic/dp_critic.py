@@ -10,7 +10,7 @@ import torch
 
 from ...protocol import DataProto
 from ...trainer import core_algos
-from ..actor.dp_actor import _micro_batches, _multimodal_kwargs
+from ..actor.dp_actor import _in_row_order, _micro_batches, _multimodal_kwargs, micro_batches, packed_positions
 
 
 class DataParallelCritic:
@@ -20,28 +20,47 @@ class DataParallelCritic:
         self.config, self.module, self.optimizer = config, module, optimizer
 
     def _values(self, micro: DataProto) -> torch.Tensor:
+        """Values of the states before each response token, 0 on padding. With ``padding_free`` the valid
+        tokens of all rows are packed into one sequence (as the actor does) and scattered back."""
         batch = micro.batch
         response_length = batch["responses"].shape[-1]
+        input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
         position_ids = batch["position_ids"]
         if position_ids.dim() == 3:
             position_ids = position_ids.transpose(0, 1)
-        values = self.module(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            position_ids=position_ids,
-            use_cache=False,
-            **_multimodal_kwargs(micro.non_tensor_batch.get("multi_modal_inputs")),
-        )
+        mm_kwargs = _multimodal_kwargs(micro.non_tensor_batch.get("multi_modal_inputs"))
+        if self.config.padding_free:
+            valid = attention_mask.bool()
+            packed = self.module(
+                input_ids=input_ids[valid].unsqueeze(0),
+                position_ids=packed_positions(valid, position_ids),
+                use_cache=False,
+                **mm_kwargs,
+            )[0]
+            values = packed.new_zeros(attention_mask.shape)
+            values[valid] = packed
+        else:
+            values = self.module(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                use_cache=False,
+                **mm_kwargs,
+            )
         # The value of the state before each response token: hidden states at positions P-1 .. P+R-2.
         return values[:, -response_length - 1 : -1].float() * batch["response_mask"]
 
     @torch.no_grad()
     def compute_values(self, data: DataProto) -> DataProto:
         self.module.eval()
-        chunks = [self._values(m) for m in _micro_batches(data, self.config.micro_batch_size_per_device_for_experience)]
-        return DataProto.from_dict(tensors={"values": torch.cat(chunks)})
+        rows = self.config.micro_batch_size_per_device_for_experience
+        chunks = [(index, self._values(micro)) for index, micro in micro_batches(data, rows, self.config)]
+        return DataProto.from_dict(tensors={"values": _in_row_order(chunks, len(data))})
 
     def update_critic(self, data: DataProto) -> dict[str, list[float]]:
+        """``ppo_epochs`` passes over mini-batches, accumulated over micro-batches of rows or, with
+        ``dynamic_batching``, of ``max_token_len_per_device`` tokens (each weighted by its share of the
+        mini-batch, so the step is the same either way)."""
         cfg = self.config
         self.module.train()
         metrics: dict[str, list[float]] = defaultdict(list)
@@ -50,7 +69,7 @@ class DataParallelCritic:
             for mini in _micro_batches(data, mini_size):
                 self.optimizer.zero_grad(set_to_none=True)
                 tokens = max(float(mini.batch["response_mask"].sum()), 1.0)
-                for micro in _micro_batches(mini, cfg.micro_batch_size_per_device_for_update):
+                for _, micro in micro_batches(mini, cfg.micro_batch_size_per_device_for_update, cfg):
                     vpreds = self._values(micro)
                     loss, clipfrac = core_algos.compute_value_loss(
                         vpreds=vpreds,

@@ -432,9 +432,7 @@ def test_find_last_checkpoint_maps_onto_resume_mode(argv: list[str], mode: str, 
     assert load(*argv).trainer.resume_mode == mode
 
 
-@pytest.mark.parametrize(
-    "arg", ["worker.actor.loss_type=sapo", "worker.actor.clip_ratio_high=0.28"]
-)
+@pytest.mark.parametrize("arg", ["worker.actor.loss_type=sapo", "worker.actor.clip_ratio_high=0.28"])
 def test_sft_refuses_rl_update_keys(arg: str) -> None:
     from verl.trainer.sft_config import SFTConfig
 

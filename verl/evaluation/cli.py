@@ -1,8 +1,8 @@
 """Command lines of the evaluation scripts in ``Evaluation/`` (which only call these ``main`` functions).
 
 Input errors (a malformed line, an unknown folder, a wrong gold source, a response file of a benchmark nobody
-registered) and judge set-up errors exit with
-status 2 and one message naming the file and line; they never print a traceback.
+registered) and judge set-up errors exit with status 2 and one message naming the file and line (or the flags
+to give); they never print a traceback.
 """
 
 from __future__ import annotations

@@ -195,6 +195,22 @@ def test_evaluation_script_reports_the_length_problem_in_seconds(tiny_dir: Path,
     assert "Traceback" not in done.stderr and "WorkerError" not in done.stderr
 
 
+def test_evaluation_config_within_the_model_s_context_passes_the_checks(run_main, tiny_dir: Path) -> None:
+    """No false alarm: the same config with lengths that fit, the second hop on (BLIND_ANSWERS=1), gets to Ray."""
+    seen, exc = run_main(
+        f"config={REPO / 'validation_examples' / 'configs' / 'eval.yaml'}",
+        f"data.val_files={tiny_dir / 'data' / 'test.parquet'}",
+        "trainer.n_gpus_per_node=1",
+        "data.max_prompt_length=192",
+        "data.max_response_length=48",
+        "data.min_pixels=3136",
+        "data.max_pixels=12544",
+        "algorithm.self_reward.enable=true",
+        "algorithm.self_reward.max_tokens=32",
+    )
+    assert isinstance(exc, _ReachedRay), seen
+
+
 def test_hop_longer_than_the_response_names_the_hop_key(run_main) -> None:
     seen, exc = run_main("data.max_response_length=24")
     line = _config_error(seen, exc)

@@ -39,7 +39,6 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     config = load_config(PPOConfig, argv if argv is not None else sys.argv[1:])
     print(format_config(config), flush=True)
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process engine, as RL frameworks run it
-    from ..utils.dataset import DatasetError
     from . import preflight
     from .ray_trainer import RayPPOTrainer
 
@@ -48,7 +47,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     preflight.check_config(config)
     try:
         trainer = RayPPOTrainer(config)
-    except (DatasetError, ValueError) as exc:  # the datasets and the checks the trainer makes on them
+    except ValueError as exc:  # a dataset's DatasetError, or a check the trainer makes on the config and data
         raise ConfigError(" ".join(str(exc).split())) from exc
     preflight.check_data(config, [trainer.train_dataset, trainer.val_dataset])
     init_ray(config.trainer.ray_num_cpus)

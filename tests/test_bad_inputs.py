@@ -1,11 +1,13 @@
 """The bad-input corpus: every kind of broken input a user can hand us, driven through the entry point a
 user runs, with the message it must produce (naming the culprit) or the counted skip it must log.
 
-Config, model path and data go through ``verl.trainer.main.main`` (``python3 -m verl.trainer.main``) in this
-process with Ray blocked: each must fail (or log its skip) before Ray starts. Reward functions go through the
-reward manager the trainer builds from the config (they run at step time; one raising function also runs end
-to end in ``tests/trainer/test_ray_trainer.py``). Judges go through ``LLM_eval.py``'s ``llm_eval_main``
-against the local test server of ``tests/evaluation/judge_server.py``. The same failures at the level of each
+The model path, the lengths against the model, the reward functions' names and the data go through
+``verl.trainer.main.main`` (``python3 -m verl.trainer.main``) in this process with Ray blocked: each must stop
+before Ray starts as a config error (exit 2, one line naming the key and value to change) or log its counted
+skip; none may end in a traceback (the fixture asserts it). Reward functions that misbehave at run time go
+through the reward manager the trainer builds from the config (they run at step time; one raising
+function also runs end to end in ``tests/trainer/test_ray_trainer.py``). Judges go through ``LLM_eval.py``'s
+``llm_eval_main`` against the local test server of ``tests/evaluation/judge_server.py``. The same failures at the level of each
 module (every reason a dataset row is refused, each judge retry path) are tested beside their modules:
 ``tests/utils/test_dataset.py``, ``tests/utils/test_config_utils.py``, ``tests/trainer/test_config.py``,
 ``tests/workers/test_reward_manager.py``, ``tests/evaluation/test_judge.py``,
@@ -18,7 +20,9 @@ import importlib
 import io
 import json
 import logging
+import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -73,6 +77,8 @@ def run_main(tiny_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ca
         with caplog.at_level(logging.WARNING), pytest.raises((SystemExit, Exception)) as info:
             trainer_main.main(argv)
         seen = "\n".join([capsys.readouterr().err, str(info.value), caplog.text])
+        # No case of the corpus may end in a traceback: each stops as a config error (exit 2) or gets to Ray.
+        assert isinstance(info.value, (SystemExit, _ReachedRay)), f"ended in a traceback: {info.value!r}"
         return seen, info.value
 
     return run
@@ -111,12 +117,118 @@ def test_config_errors_exit_2_naming_the_key(run_main, override: str, expected: 
         assert part in seen, (part, seen)
 
 
+def _config_error(seen: str, exc: BaseException) -> str:
+    """The one line the user sees (asserting the run stopped as a config error, exit 2, before Ray)."""
+    assert isinstance(exc, SystemExit) and exc.code == 2, seen
+    lines = seen.split("config error:\n", 1)[1].splitlines()
+    return lines[0]
+
+
 def test_a_folder_that_is_not_a_model_names_the_folder(run_main, tmp_path: Path) -> None:
     empty = tmp_path / "not_a_model"
     empty.mkdir()
-    seen, exc = run_main(f"worker.actor.model.model_path={empty}")
-    assert not isinstance(exc, _ReachedRay)
-    assert f"cannot load a tokenizer from {str(empty)!r}" in seen
+    line = _config_error(*run_main(f"worker.actor.model.model_path={empty}"))
+    assert line.startswith(f"worker.actor.model.model_path={empty}: not a model folder (no config.json; it is empty)")
+    assert "sentencepiece" not in line
+
+
+def test_a_model_folder_without_a_tokenizer_says_so(run_main, tiny_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "config_only"
+    folder.mkdir()
+    (folder / "config.json").write_text((tiny_dir / "qwen2_5_vl" / "config.json").read_text())
+    line = _config_error(*run_main(f"worker.actor.model.model_path={folder}"))
+    assert line.startswith(f"worker.actor.model.model_path={folder}: no tokenizer loads from it"), line
+
+
+def test_a_model_folder_with_a_broken_config_names_it(run_main, tmp_path: Path) -> None:
+    folder = tmp_path / "broken_config"
+    folder.mkdir()
+    (folder / "config.json").write_text("{not json")
+    line = _config_error(*run_main(f"worker.actor.model.model_path={folder}"))
+    assert line.startswith(f"worker.actor.model.model_path={folder}: cannot read the model's config.json"), line
+
+
+# ----------------------------------------------------------------------------- lengths (the tiny model: 4096)
+
+
+def test_prompt_plus_response_longer_than_the_model_names_both_keys(run_main) -> None:
+    line = _config_error(*run_main("data.max_prompt_length=4000", "data.max_response_length=200"))
+    assert line.startswith(
+        "data.max_prompt_length=4000 + data.max_response_length=200 = 4200 tokens, more than the model's context "
+        "of 4096 (max_position_embeddings in "
+    ), line
+    assert "so they sum to at most 4096" in line
+
+
+def test_engine_length_longer_than_the_model_names_the_key(run_main) -> None:
+    line = _config_error(*run_main("worker.rollout.max_model_len=5000"))
+    assert line.startswith("worker.rollout.max_model_len=5000 is more than the model's context of 4096"), line
+
+
+def test_evaluation_config_on_a_short_context_model_fails_before_ray(run_main, tiny_dir: Path) -> None:
+    """The evaluation scripts' config (6144 + 2048 tokens) on a 4096-token model: the reason, not Ray's wrapper."""
+    seen, exc = run_main(
+        f"config={REPO / 'validation_examples' / 'configs' / 'eval.yaml'}",
+        f"data.val_files={tiny_dir / 'data' / 'test.parquet'}",
+        "trainer.n_gpus_per_node=1",
+    )
+    line = _config_error(seen, exc)
+    assert line.startswith("data.max_prompt_length=6144 + data.max_response_length=2048 = 8192 tokens"), line
+
+
+def test_evaluation_script_reports_the_length_problem_in_seconds(tiny_dir: Path, tmp_path: Path) -> None:
+    """The evaluation script of the README on the tiny model: the start-up check's line, exit 2 from the run."""
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "MODEL_PATH": str(tiny_dir / "qwen2_5_vl"),
+        "BENCHMARKS": f"tiny={tiny_dir / 'data' / 'test.parquet'}",
+        "RESPONSE_DIR": str(tmp_path / "responses"),
+        "N_GPUS": "1",
+        "BLIND_ANSWERS": "1",
+    }
+    script = REPO / "validation_examples" / "2-seethink_format_eval.sh"
+    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert "config error:\ndata.max_prompt_length=6144 + data.max_response_length=2048 = 8192 tokens" in done.stderr
+    assert "tiny: evaluation failed (exit 2)" in done.stderr
+    assert "Traceback" not in done.stderr and "WorkerError" not in done.stderr
+
+
+def test_evaluation_config_within_the_model_s_context_passes_the_checks(run_main, tiny_dir: Path) -> None:
+    """No false alarm: the same config with lengths that fit, the second hop on (BLIND_ANSWERS=1), gets to Ray."""
+    seen, exc = run_main(
+        f"config={REPO / 'validation_examples' / 'configs' / 'eval.yaml'}",
+        f"data.val_files={tiny_dir / 'data' / 'test.parquet'}",
+        "trainer.n_gpus_per_node=1",
+        "data.max_prompt_length=192",
+        "data.max_response_length=48",
+        "data.min_pixels=3136",
+        "data.max_pixels=12544",
+        "algorithm.self_reward.enable=true",
+        "algorithm.self_reward.max_tokens=32",
+    )
+    assert isinstance(exc, _ReachedRay), seen
+
+
+def test_hop_longer_than_the_response_names_the_hop_key(run_main) -> None:
+    seen, exc = run_main("data.max_response_length=24")
+    line = _config_error(seen, exc)
+    assert line.startswith("algorithm.self_reward.max_tokens=32 is more than data.max_response_length=24"), line
+    assert "set algorithm.self_reward.max_tokens=24 or less" in line
+    assert "resume" not in seen and "checkpoint" not in seen
+
+
+def test_hop_on_an_external_endpoint_is_not_bound_by_the_response_length(run_main) -> None:
+    seen, exc = run_main(
+        "data.max_response_length=24", "algorithm.self_reward.backend=external", "data.max_prompt_length=64"
+    )
+    assert "algorithm.self_reward.max_tokens" not in seen
+
+
+def test_validation_max_tokens_longer_than_the_response_names_the_key(run_main) -> None:
+    line = _config_error(*run_main("worker.rollout.val_override_config={temperature: 0.0, n: 1, max_tokens: 500}"))
+    assert line.startswith("worker.rollout.val_override_config.max_tokens=500 is more than"), line
 
 
 # ----------------------------------------------------------------------------- data
@@ -175,33 +287,39 @@ BAD_ROWS = [
 @pytest.mark.parametrize(("name", "bad", "reason", "kind"), BAD_ROWS, ids=[b[0] for b in BAD_ROWS])
 def test_a_bad_row_names_file_row_and_column(run_main, tmp_path: Path, name, bad, reason, kind) -> None:
     path = _rows_file(tmp_path / f"{name}.parquet", bad)
-    seen, exc = run_main(f"data.train_files={path}")
-    assert not isinstance(exc, _ReachedRay)
-    assert f"{path}: row 2, {reason}" in seen and "data.skip_bad_rows=true" in seen
+    line = _config_error(*run_main(f"data.train_files={path}"))
+    assert line.startswith(f"{path}: row 2, {reason}") and "data.skip_bad_rows=true" in line, line
 
 
 def test_missing_column_names_the_key(run_main, tmp_path: Path) -> None:
     path = _rows_file(tmp_path / "rows.parquet", None)
-    seen, exc = run_main(f"data.train_files={path}", f"data.val_files={path}", "data.prompt_key=question")
-    assert not isinstance(exc, _ReachedRay)
-    assert "column 'question' (data.prompt_key) not found" in seen and str(path) in seen
+    line = _config_error(*run_main(f"data.train_files={path}", f"data.val_files={path}", "data.prompt_key=question"))
+    assert line.startswith(f"{path}: column 'question' (data.prompt_key) not found"), line
 
 
 def test_overlong_prompt_is_an_error_or_a_counted_skip(run_main, tmp_path: Path) -> None:
     path = _rows_file(tmp_path / "long.parquet", {"problem": "<image>" + "a very long question " * 80})
-    seen, exc = run_main(f"data.train_files={path}", "data.filter_overlong_prompts=false")
-    assert not isinstance(exc, _ReachedRay)
-    assert f"{path}: row 2: prompt is" in seen and "longer than data.max_prompt_length=192" in seen
+    line = _config_error(*run_main(f"data.train_files={path}", "data.filter_overlong_prompts=false"))
+    assert line.startswith(f"{path}: row 2: prompt is") and "longer than data.max_prompt_length=192" in line
     seen, exc = run_main(f"data.train_files={path}")  # filter_overlong_prompts=true (the default)
     assert isinstance(exc, _ReachedRay), seen
     assert "skipped 1 of 9 rows: {'overlong_prompt': 1}" in seen
 
 
+def test_more_images_in_a_row_than_the_engine_takes_names_limit_images(run_main, tmp_path: Path) -> None:
+    two = {"problem": "<image> left, <image> right: same?", "images": _image(_png()) * 2}
+    path = _rows_file(tmp_path / "two_images.parquet", two)
+    line = _config_error(*run_main(f"data.train_files={path}", "worker.rollout.limit_images=1"))
+    assert line.startswith(f"worker.rollout.limit_images=1, but {path}: row 2 has 2 images"), line
+    assert "set worker.rollout.limit_images=2" in line
+    seen, exc = run_main(f"data.train_files={path}", "worker.rollout.limit_images=2")
+    assert isinstance(exc, _ReachedRay), seen
+
+
 def test_fewer_usable_rows_than_a_batch_names_the_key(run_main, tmp_path: Path) -> None:
     path = _rows_file(tmp_path / "small.parquet", None, good=5)
-    seen, exc = run_main(f"data.train_files={path}")
-    assert not isinstance(exc, _ReachedRay)
-    assert f"{path}: 5 usable rows, fewer than one batch of 8 (data.rollout_batch_size" in seen
+    line = _config_error(*run_main(f"data.train_files={path}"))
+    assert line.startswith(f"{path}: 5 usable rows, fewer than one batch of 8 (data.rollout_batch_size"), line
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -220,6 +338,44 @@ def test_skip_bad_rows_counts_every_kind_and_goes_on(run_main, tmp_path: Path) -
 
 
 # ----------------------------------------------------------------------------- reward functions
+
+SPEC_KEY = "worker.reward.reward_function"
+
+
+def test_misspelt_reward_function_is_a_config_error_with_the_nearest_name(run_main) -> None:
+    spec = "verl.rewards.functions:self_rewardd"
+    line = _config_error(*run_main(f"{SPEC_KEY}={spec}"))
+    assert line.startswith(f"{SPEC_KEY}={spec}: "), line
+    assert "did you mean" in line and "'self_reward'" in line, line
+
+
+def test_misspelt_validation_reward_function_names_its_own_key(run_main) -> None:
+    spec = "verl.rewards.functions:validation_rewards"
+    line = _config_error(*run_main(f"worker.val_reward.reward_function={spec}"))
+    assert line.startswith(f"worker.val_reward.reward_function={spec}: "), line
+    assert "'validation_reward'" in line, line
+
+
+def test_reward_function_in_a_missing_module_is_a_config_error(run_main) -> None:
+    spec = "verl.rewards.no_such_module:score"
+    line = _config_error(*run_main(f"{SPEC_KEY}={spec}"))
+    assert line.startswith(f"{SPEC_KEY}={spec}: ") and "verl.rewards.no_such_module" in line.split(": ", 1)[1], line
+    assert "did you mean" not in line
+
+
+def test_misspelt_function_in_a_reward_file_suggests_the_file_s_names(run_main, tmp_path: Path) -> None:
+    path = tmp_path / "my_reward.py"
+    path.write_text("def my_score(inputs, **kw):\n    return [0.0 for _ in inputs]\n")
+    line = _config_error(*run_main(f"{SPEC_KEY}={path}:my_scor"))
+    assert line.startswith(f"{SPEC_KEY}={path}:my_scor: ") and "'my_score'" in line, line
+
+
+def test_reward_file_that_fails_to_import_is_a_config_error(run_main, tmp_path: Path) -> None:
+    path = tmp_path / "broken_reward.py"
+    path.write_text("import no_such_package_here\n\ndef fn(inputs, **kw):\n    return []\n")
+    line = _config_error(*run_main(f"{SPEC_KEY}={path}:fn"))
+    assert line.startswith(f"{SPEC_KEY}={path}:fn: ") and "no_such_package_here" in line, line
+
 
 REWARDS = {
     "raises": ("def fn(inputs, **kw):\n    raise ZeroDivisionError('oops')\n", "raised ZeroDivisionError: oops"),

@@ -12,6 +12,7 @@ from judge_server import FakeJudgeServer, response, write_jsonl
 from verl.evaluation.cli import llm_eval_main
 from verl.evaluation.judge import OpenAIBackend
 from verl.evaluation.llm_eval import evaluate_dir
+from verl.evaluation.records import EvaluationInputError
 
 JUDGED = handmade.JUDGED
 _judge = handmade.make_judge
@@ -90,14 +91,57 @@ def test_resume_after_interruption_asks_nothing_twice(judge_server: FakeJudgeSer
     assert len(judge_server.log) == 4 and again.counts["calls"] == 0
 
 
-def test_unknown_and_missing_benchmarks_are_reported(judge_server: FakeJudgeServer, tmp_path) -> None:
+def test_unregistered_benchmark_is_an_error_naming_the_flags(tmp_path) -> None:
     gold_dir, responses_dir = handmade.build(tmp_path)
     write_jsonl(responses_dir / "mystery.jsonl", [response(0, "\\boxed{1}", "1")])
-    report = evaluate_dir(responses_dir, tmp_path / "judged", None, gold_dir=gold_dir)
-    assert any("mystery" in path and "unknown benchmark" in why for path, why in report["skipped_files"].items())
+    with pytest.raises(EvaluationInputError) as info:
+        evaluate_dir(responses_dir, tmp_path / "judged", None, gold_dir=gold_dir)
+    message = str(info.value)
+    assert message.startswith(f"{responses_dir / 'mystery.jsonl'}: unknown benchmark (register it with ")
+    assert "--benchmarks mystery --gold mystery=SPEC" in message and "--skip_unknown" in message
+    assert not (tmp_path / "judged").exists()  # checked before anything is graded
+
+
+def test_skip_unknown_skips_and_lists_the_file(tmp_path) -> None:
+    gold_dir, responses_dir = handmade.build(tmp_path)
+    write_jsonl(responses_dir / "mystery.jsonl", [response(0, "\\boxed{1}", "1")])
+    report = evaluate_dir(responses_dir, tmp_path / "judged", None, gold_dir=gold_dir, skip_unknown=True)
+    why = report["skipped_files"][str(responses_dir / "mystery.jsonl")]
+    assert why.startswith("unknown benchmark") and "--benchmarks mystery --gold mystery=SPEC" in why
     assert "mystery" not in report["benchmarks"] and "gsm8k" in report["benchmarks"]
     report = evaluate_dir(responses_dir, tmp_path / "judged", None, gold_dir=gold_dir, only=["gsm8k", "mmstar"])
     assert report["missing"] == ["mmstar"]
+    assert str(responses_dir / "mystery.jsonl") in report["not_requested"]  # left out by --benchmarks, listed
+
+
+def test_declared_benchmark_without_gold_is_an_error_naming_the_gold_flag(tmp_path) -> None:
+    responses_dir = tmp_path / "responses"
+    write_jsonl(responses_dir / "tiny.jsonl", [response(0, "\\boxed{1}", "1")])
+    with pytest.raises(EvaluationInputError, match=r"tiny.jsonl: no gold source \(give --gold tiny=SPEC"):
+        evaluate_dir(responses_dir, tmp_path / "judged", None, only=["tiny"], extra=["tiny"])
+
+
+def test_local_benchmark_full_chain_on_the_command_line(tmp_path, capsys) -> None:
+    """The chain the README gives for a local benchmark: LLM_eval.py --benchmarks NAME --gold NAME=FILE, then
+    eval.py --benchmarks NAME; without the flags the first step stops (exit 2) naming them."""
+    from verl.evaluation.cli import eval_main
+
+    responses_dir = tmp_path / "responses"
+    write_jsonl(responses_dir / "tiny.jsonl", [response(0, "\\boxed{3}", "3"), response(1, "\\boxed{5}", "4")])
+    gold = write_jsonl(tmp_path / "gold.jsonl", [{"problem": "q0", "answer": "3"}, {"problem": "q1", "answer": "4"}])
+    judged = tmp_path / "judged"
+    base = ["--input_dir", str(responses_dir), "--output_dir", str(judged), "--judge", "none"]
+    assert llm_eval_main(base) == 2
+    assert "--benchmarks tiny --gold tiny=SPEC" in capsys.readouterr().err
+    assert llm_eval_main([*base, "--skip_unknown"]) == 0
+    assert f"skipped {responses_dir / 'tiny.jsonl'}: unknown benchmark" in capsys.readouterr().out
+    assert llm_eval_main([*base, "--benchmarks", "tiny", "--gold", f"tiny={gold}"]) == 0
+    capsys.readouterr()
+    assert eval_main(["--llm_eval_dir", str(judged), "--mcq_dir", str(responses_dir), "--benchmarks", "tiny"]) == 0
+    printed = capsys.readouterr().out
+    assert "average (1 rows)" in printed and "Missing: none." in printed
+    row = next(line for line in printed.splitlines() if line.startswith("tiny "))
+    assert row.split()[:4] == ["tiny", "rules", "only", "(not"] and "50.0" in row
 
 
 def test_command_line(judge_server: FakeJudgeServer, tmp_path, capsys) -> None:

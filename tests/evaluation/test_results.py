@@ -142,3 +142,26 @@ def test_unreachable_gold_names_the_source(tmp_path) -> None:
     bad.write_bytes(b"not parquet")
     with pytest.raises(EvaluationInputError, match=r"gold\.parquet: could not load the gold answers"):
         load_gold(str(bad))
+
+
+def test_files_of_unexpected_benchmarks_are_listed_with_the_flags(run_dirs, tmp_path, capsys) -> None:
+    """A local benchmark's response file is never dropped silently: the table says it is not in it, and how."""
+    judged, responses = run_dirs
+    write_jsonl(responses / "tiny.jsonl", [response(0, "\\boxed{3}", "3")])
+    result = summarize_run(judged, responses)
+    why = result.unlisted[str(responses / "tiny.jsonl")]
+    assert "--benchmarks tiny" in why and "--mcq tiny" in why
+    assert not any("cache" in path for path in result.unlisted)  # the judge cache beside the judged files
+    assert eval_main(["--llm_eval_dir", str(judged), "--mcq_dir", str(responses)]) == 0
+    printed = capsys.readouterr().out
+    assert f"Not in the table:\n- {responses / 'tiny.jsonl'}: tiny is not an expected benchmark" in printed
+    assert f"{responses / 'tiny.jsonl'}" in (judged / "results.md").read_text()
+
+    runs_file = tmp_path / "runs.txt"
+    runs_file.write_text(f"full | {judged} | {responses}\n")
+    assert eval_main(["--runs", str(runs_file)]) == 0
+    assert f"- full: {responses / 'tiny.jsonl'}: tiny is not an expected benchmark" in capsys.readouterr().out
+    assert eval_main(["--runs", str(runs_file), "--benchmarks", "tiny", "--mcq", "tiny"]) == 0
+    printed = capsys.readouterr().out
+    assert "tiny is not an expected benchmark" not in printed and "mm-vet is not an expected benchmark" in printed
+    assert any(line.split()[:2] == ["tiny", "100.0"] for line in printed.splitlines()), printed

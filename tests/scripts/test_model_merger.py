@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import runpy
 import shutil
+import stat
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,6 +22,7 @@ from verl.protocol import DataProto, collate_fn
 from verl.trainer.config import PPOConfig
 from verl.utils.config_utils import load_config
 from verl.utils.dataset import RLHFDataset
+from verl.utils.model_merger import make_files_readable
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "model_merger.py"
 RESPONSE_LENGTH = 8
@@ -286,6 +289,10 @@ def test_dtype_option_and_rerun_over_a_previous_export(full_run, tmp_path):
     assert len(list(target.glob("*.safetensors"))) > 1
     merge("--local_dir", str(full_run.actor), "--target_dir", str(target), "--dtype", "bf16")
     assert sorted(p.name for p in target.glob("*.safetensors")) == ["model.safetensors"], "no stale shards left"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in target.iterdir() if p.is_file()}
+    assert modes["model.safetensors"] == 0o666 & ~umask and set(modes.values()) == {0o666 & ~umask}, modes
     weights = _weights(target)
     assert {t.dtype for t in weights.values()} == {torch.bfloat16}
     assert json.loads((target / "config.json").read_text())["dtype"] == "bfloat16"
@@ -354,3 +361,18 @@ def test_folders_that_are_not_actor_checkpoints_are_explained(full_run, tmp_path
     with pytest.raises(SystemExit, match=r"exists and is not a model folder"):
         merge("--local_dir", str(full_run.actor), "--target_dir", str(data))
     assert (data / "keep.txt").read_text() == "mine"
+
+
+def test_written_files_get_the_mode_of_plain_new_files(tmp_path):
+    """Weights written through a private temporary file (0600) become 0644 under umask 022, like the rest."""
+    (tmp_path / "sub").mkdir()
+    for path in (tmp_path / "model.safetensors", tmp_path / "sub" / "adapter_model.safetensors"):
+        path.write_bytes(b"x")
+        path.chmod(0o600)
+    previous = os.umask(0o022)
+    try:
+        make_files_readable(tmp_path)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "model.safetensors").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "sub" / "adapter_model.safetensors").stat().st_mode) == 0o644

@@ -1,7 +1,8 @@
 """Command lines of the evaluation scripts in ``Evaluation/`` (which only call these ``main`` functions).
 
-Input errors (a malformed line, an unknown folder, a wrong gold source) and judge set-up errors exit with
-status 2 and one message naming the file and line; they never print a traceback.
+Input errors (a malformed line, an unknown folder, a wrong gold source, a response file of a benchmark nobody
+registered) and judge set-up errors exit with status 2 and one message naming the file and line (or the flags
+to give); they never print a traceback.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ def llm_eval_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache", help="judge cache file (default <output_dir>/judge_cache.jsonl)")
     parser.add_argument("--skip_bad_lines", action="store_true",
                         help="skip and count malformed lines instead of stopping")  # fmt: skip
+    parser.add_argument("--skip_unknown", action="store_true",
+                        help="skip and list response files of unregistered benchmarks (or without gold) instead "
+                        "of stopping")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -77,7 +81,8 @@ def llm_eval_main(argv: Sequence[str] | None = None) -> int:
         mcq = _names(args.mcq)
         report = evaluate_dir(args.input_dir, args.output_dir, judge, gold_specs=_gold_specs(args.gold),
                               gold_dir=args.gold_dir, only=(names + mcq) or None, extra=names, extra_mcq=mcq,
-                              judge_mcq=args.judge_mcq, skip_bad_lines=args.skip_bad_lines)  # fmt: skip
+                              judge_mcq=args.judge_mcq, skip_bad_lines=args.skip_bad_lines,
+                              skip_unknown=args.skip_unknown)  # fmt: skip
     except (EvaluationInputError, JudgeConfigError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -87,6 +92,8 @@ def llm_eval_main(argv: Sequence[str] | None = None) -> int:
               f"{info['judge_errors']:>12} {info['ground_truth_mismatches']:>13}")  # fmt: skip
     for path, why in report["skipped_files"].items():
         print(f"skipped {path}: {why}")
+    if report["not_requested"]:
+        print(f"not evaluated (not in --benchmarks/--mcq): {', '.join(report['not_requested'])}")
     if report["missing"]:
         print(f"missing (no response file): {', '.join(report['missing'])}")
     if report["judge_counts"]:

@@ -169,39 +169,48 @@ def evaluate_dir(
     extra_mcq: Collection[str] = (),
     judge_mcq: bool = False,
     skip_bad_lines: bool = False,
+    skip_unknown: bool = False,
 ) -> dict[str, Any]:
     """Grade every ``<benchmark>.jsonl`` in ``input_dir`` (or the ``only`` ones) and write ``summary.json``.
 
-    Files of unknown benchmarks, or without a gold source, are skipped and listed under ``skipped_files``;
-    requested benchmarks without a response file are listed under ``missing``."""
+    A file of a benchmark nobody registered, or of one without a gold source, is an error naming the flags
+    that register it, checked before anything is graded; with ``skip_unknown`` such files are skipped and
+    listed under ``skipped_files`` instead. Files left out by ``only`` are listed under ``not_requested``;
+    requested benchmarks without a response file under ``missing``."""
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     if not input_dir.is_dir():
         raise EvaluationInputError(f"{input_dir}: no such folder of response files")
     gold_specs = dict(gold_specs or {})
-    files = sorted(p for p in input_dir.glob("*.jsonl") if only is None or p.stem in only)
-    summaries: dict[str, Any] = {}
+    present = sorted(input_dir.glob("*.jsonl"))
+    files = [p for p in present if only is None or p.stem in only]
+    not_requested = [str(p) for p in present if p not in files]
+    planned: list[tuple[Path, Benchmark, str]] = []
     skipped_files: dict[str, str] = {}
-    for path in tqdm(files, desc="benchmarks", unit="file", disable=None, file=sys.stderr):
+    for path in files:
         benchmark = get_benchmark(path.stem, extra=set(extra) | set(gold_specs), extra_mcq=extra_mcq)
-        if benchmark is None:
-            skipped_files[str(path)] = "unknown benchmark (declare it with --benchmarks and give --gold name=spec)"
-            logger.warning("skipped %s: unknown benchmark %r", path, path.stem)
-            continue
-        spec = resolve_gold(benchmark, gold_specs, gold_dir)
+        spec = resolve_gold(benchmark, gold_specs, gold_dir) if benchmark is not None else None
         if spec is None:
-            skipped_files[str(path)] = "no gold source (give --gold name=spec or --gold_dir)"
-            logger.warning("skipped %s: no gold source", path)
-            continue
+            why = "unknown benchmark" if benchmark is None else "no gold source"
+            skipped_files[str(path)] = f"{why} ({register_hint(path.stem, declared=benchmark is not None)})"
+        else:
+            planned.append((path, benchmark, spec))
+    if skipped_files and not skip_unknown:
+        listed = "; ".join(f"{path}: {why}" for path, why in skipped_files.items())
+        raise EvaluationInputError(f"{listed}; or pass --skip_unknown to leave such files out")
+    for path, why in skipped_files.items():
+        logger.warning("skipped %s: %s", path, why)
+    summaries: dict[str, Any] = {}
+    for path, benchmark, spec in tqdm(planned, desc="benchmarks", unit="file", disable=None, file=sys.stderr):
         summaries[benchmark.name] = evaluate_file(path, output_dir, benchmark, spec, judge, judge_mcq,
                                                   skip_bad_lines).__dict__  # fmt: skip
-    present = {p.stem for p in files}
-    missing = sorted(set(only) - present) if only is not None else []
+    missing = sorted(set(only) - {p.stem for p in files}) if only is not None else []
     report: dict[str, Any] = {
         "input_dir": str(input_dir),
         "judge_model": judge.model if judge is not None else None,
         "judge_counts": dict(judge.counts) if judge is not None else None,
         "benchmarks": summaries,
         "skipped_files": skipped_files,
+        "not_requested": not_requested,
         "missing": missing,
         "skipped_lines": dict(sum((Counter(s["skipped"]) for s in summaries.values()), Counter())),
     }
@@ -209,3 +218,12 @@ def evaluate_dir(
     with open(output_dir / "summary.json", "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2, ensure_ascii=False)
     return report
+
+
+def register_hint(name: str, declared: bool = False) -> str:
+    """The flags that register a local benchmark ``name`` with its gold answers (``declared``: the name is
+    already given with --benchmarks or --mcq, only its gold is missing)."""
+    spec = "SPEC being owner/dataset@split or a local parquet/jsonl/json file"
+    if declared:
+        return f"give --gold {name}=SPEC, {spec}, or --gold_dir DIR holding {name}.parquet/.jsonl/.json"
+    return f"register it with --benchmarks {name} --gold {name}=SPEC, {spec}; add --mcq {name} for multiple choice"

@@ -10,7 +10,8 @@ Scores per row (a benchmark, or a bundle's sub-benchmark such as ``MLLM_test/mat
 
 ``MMMU-Pro (weighted)`` pools the MMMU-Pro rows by sample count; ``average`` is the plain mean over rows,
 with the MMMU-Pro parts replaced by their pooled row. Expected benchmarks without results are listed as
-missing, with the reason, never silently dropped.
+missing, with the reason, and files of benchmarks not expected as "not in the table", with the flags that put
+them there: nothing is silently dropped.
 """
 
 from __future__ import annotations
@@ -89,6 +90,8 @@ class RunResult:
     missing: dict[str, str] = field(default_factory=dict)
     """expected benchmark -> why it has no result"""
     notes: list[str] = field(default_factory=list)
+    unlisted: dict[str, str] = field(default_factory=dict)
+    """response or judged file of a benchmark not in the expected list -> how to put it in the table"""
 
     def pooled_mmmu_pro(self) -> Row | None:
         parts = [self.rows[name] for name in MMMU_PRO_PARTS if name in self.rows]
@@ -199,6 +202,13 @@ def summarize_run(
         else:
             for row in _judged_rows(judged):
                 result.rows[row.name] = row
+    for path in _benchmark_files(judged_dir, responses_dir):
+        if path.stem not in benchmarks:
+            result.unlisted[str(path)] = (
+                f"{path.stem} is not an expected benchmark; pass --benchmarks with it in the list (e.g. "
+                f"--benchmarks {path.stem}; the list replaces the paper's), and --mcq {path.stem} if it is multiple "
+                "choice"
+            )
     for row in result.rows.values():
         if row.judge_errors:
             result.notes.append(f"{row.name}: {row.judge_errors} judge errors, counted as wrong")
@@ -214,6 +224,17 @@ def summarize_run(
         for path, why in summary.get("skipped_files", {}).items():
             result.notes.append(f"LLM_eval skipped {path}: {why}")
     return result
+
+
+def _benchmark_files(judged_dir: Path | None, responses_dir: Path | None) -> list[Path]:
+    """The per-benchmark files of a run: every ``*.jsonl`` of the responses folder, and the judged files that
+    ``LLM_eval.py``'s ``summary.json`` lists (the judge cache beside them is not a benchmark)."""
+    files = sorted(responses_dir.glob("*.jsonl")) if responses_dir is not None else []
+    if judged_dir is not None and (judged_dir / "summary.json").is_file():
+        with open(judged_dir / "summary.json", encoding="utf-8") as f:
+            judged = json.load(f).get("benchmarks", {})
+        files += [judged_dir / f"{name}.jsonl" for name in sorted(judged) if (judged_dir / f"{name}.jsonl").is_file()]
+    return files
 
 
 # ------------------------------------------------------------------------------------------------ tables
@@ -262,17 +283,25 @@ def _missing_text(missing: dict[str, str]) -> str:
     return "Missing:\n" + "".join(f"- {name}: {why}\n" for name, why in missing.items())
 
 
+def _unlisted_text(unlisted: dict[str, str], label: str = "") -> str:
+    prefix = f"{label}: " if label else ""
+    return "".join(f"- {prefix}{path}: {why}\n" for path, why in unlisted.items())
+
+
 def write_run(result: RunResult, output_dir: str | os.PathLike[str], title: str = "Evaluation") -> str:
     """Write ``results.md`` and ``results.csv`` to ``output_dir``; returns the plain-text table for printing."""
     table = run_table(result)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     notes = "".join(f"- {note}\n" for note in result.notes)
+    unlisted = _unlisted_text(result.unlisted)
+    unlisted = f"Not in the table:\n{unlisted}" if unlisted else ""
     markdown = f"# {title}\n\nScores in %.\n\n{_markdown(table)}\n{_missing_text(result.missing)}"
+    markdown += f"\n{unlisted}" if unlisted else ""
     markdown += f"\nNotes:\n{notes}" if notes else ""
     (output_dir / "results.md").write_text(markdown, encoding="utf-8")
     (output_dir / "results.csv").write_text(_csv(table), encoding="utf-8")
-    text = _plain(table) + _missing_text(result.missing)
+    text = _plain(table) + _missing_text(result.missing) + unlisted
     return text + (f"Notes:\n{notes}" if notes else "")
 
 
@@ -337,6 +366,8 @@ def write_comparison(runs: Sequence[tuple[str, RunResult]], output_dir: str | os
     judged, rule = compare_runs(runs, "judged"), compare_runs(runs, "rule")
     missing = "".join(f"- {label}: {name} ({why})\n" for label, r in runs for name, why in r.missing.items())
     missing_text = f"Missing:\n{missing}" if missing else "Missing: none.\n"
+    unlisted = "".join(_unlisted_text(r.unlisted, label) for label, r in runs)
+    missing_text += f"Not in the table:\n{unlisted}" if unlisted else ""
     markdown = (f"# Comparison\n\nScores in %; multiple choice by string match in both tables.\n\n## Judged\n\n"
                 f"{_markdown(judged)}\n## Rule-based\n\n{_markdown(rule)}\n{missing_text}")  # fmt: skip
     (output_dir / "comparison.md").write_text(markdown, encoding="utf-8")

@@ -1,9 +1,11 @@
 """Entry point: ``python3 -m verl.trainer.main config=path.yaml key.sub=value ...``.
 
-Loads the config (dataclass defaults ← YAML ← command line), prints and saves it, starts Ray (a local
-instance, or the cluster named by ``RAY_ADDRESS``), builds the workers and runs the loop. Ctrl-C shuts the
-workers down before exiting; a run stopped by a dead worker or by too many non-finite steps prints why and
-exits with status 1 (rerun the same command to resume from the last complete checkpoint).
+Loads the config (dataclass defaults ← YAML ← command line), prints and saves it, checks it against the model
+and the data (``verl.trainer.preflight``), starts Ray (a local instance, or the cluster named by
+``RAY_ADDRESS``), builds the workers and runs the loop. A mistake found before Ray starts is one line naming the
+key to change and exit status 2. Ctrl-C shuts the workers down before exiting; a run stopped by a dead worker or
+by too many non-finite steps prints why and exits with status 1 (rerun the same command to resume from the last
+complete checkpoint).
 """
 
 from __future__ import annotations
@@ -37,11 +39,17 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     config = load_config(PPOConfig, argv if argv is not None else sys.argv[1:])
     print(format_config(config), flush=True)
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process engine, as RL frameworks run it
+    from . import preflight
     from .ray_trainer import RayPPOTrainer
 
-    # Tokenizer, model config, datasets and reward functions are checked here, before Ray starts: bad input
-    # fails in seconds.
-    trainer = RayPPOTrainer(config)
+    # Everything knowable from the config, the model folder, the reward functions and the data is checked
+    # here, before Ray starts: bad input fails in seconds, as a config error naming the key to change.
+    preflight.check_config(config)
+    try:
+        trainer = RayPPOTrainer(config)
+    except ValueError as exc:  # a dataset's DatasetError, or a check the trainer makes on the config and data
+        raise ConfigError(" ".join(str(exc).split())) from exc
+    preflight.check_data(config, [trainer.train_dataset, trainer.val_dataset])
     init_ray(config.trainer.ray_num_cpus)
     try:
         trainer.init_workers()

@@ -271,6 +271,22 @@ def _fresh_dir(target: Path) -> Path:
     return staging
 
 
+def _current_umask() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def make_files_readable(folder: Path) -> None:
+    """Give every file under ``folder`` the mode a plain ``open()`` would (0644 under the usual umask 022):
+    transformers writes safetensors through a private temporary file (0600), which would leave the weights of
+    a shared model folder unreadable to the other users who can read its config and tokenizer."""
+    mode = 0o666 & ~_current_umask()
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(mode)
+
+
 def _copy_processor_files(ckpt: ActorCheckpoint, out: Path) -> None:
     """Tokenizer, processor and chat template files as saved with the checkpoint (what training used)."""
     for file in sorted(ckpt.hf_dir.iterdir()):
@@ -332,6 +348,7 @@ def merge_checkpoint(
             model.generation_config = GenerationConfig.from_pretrained(ckpt.hf_dir)
         model.save_pretrained(staging, max_shard_size=max_shard_size)
         _copy_processor_files(ckpt, staging)
+        make_files_readable(staging)
         if target.exists():
             shutil.rmtree(target)
         os.replace(staging, target)

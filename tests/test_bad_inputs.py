@@ -132,6 +132,25 @@ def test_a_folder_that_is_not_a_model_names_the_folder(run_main, tmp_path: Path)
     assert "sentencepiece" not in line
 
 
+def test_sft_entry_point_names_a_folder_that_is_not_a_model(tmp_path: Path, capsys, monkeypatch) -> None:
+    from verl.trainer import sft
+
+    monkeypatch.chdir(REPO)
+    empty = tmp_path / "not_a_model"
+    empty.mkdir()
+    with pytest.raises(SystemExit) as info:
+        sft.main(
+            [
+                f"config={REPO / 'train_examples' / 'configs' / 'sft_tiny_cpu.yaml'}",
+                f"worker.actor.model.model_path={empty}",
+                f"trainer.save_checkpoint_path={tmp_path / 'run'}",
+            ]
+        )
+    assert info.value.code == 2
+    line = capsys.readouterr().err.split("config error:\n", 1)[1].splitlines()[0]
+    assert line.startswith(f"worker.actor.model.model_path={empty}: not a model folder"), line
+
+
 def test_a_model_folder_without_a_tokenizer_says_so(run_main, tiny_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "config_only"
     folder.mkdir()

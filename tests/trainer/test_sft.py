@@ -214,6 +214,8 @@ def test_sft_lowers_the_loss_and_saves_the_actor_layout(straight_run, tiny_dir, 
                                                         tiny_processor) -> None:  # fmt: skip
     batch = _mixed_batch(sft_dir, tiny_tokenizer, tiny_processor)
     before, after = _loss_on(tiny_dir / "qwen2_5_vl", batch), _loss_on(straight_run / "hf_model", batch)
+    # The exported weights are group/world-readable like the rest of the folder (safetensors writes 0600).
+    assert (straight_run / "hf_model" / "model.safetensors").stat().st_mode & 0o044 == 0o044
     assert after < before - 0.3, (before, after)
 
     assert (straight_run / "latest_checkpointed_iteration.txt").read_text().strip() == "4"

@@ -49,6 +49,18 @@ def check_config(config: PPOConfig) -> None:
         raise ConfigError.combine([ConfigError(problem) for problem in dict.fromkeys(problems)])
 
 
+def check_model(model: Any, key: str = "worker.actor.model") -> None:
+    """The model folder check alone (the SFT entry point's start-up check): ``config.json`` and a tokenizer."""
+    problems: list[str] = []
+    if _check_model_folder(model.model_path, f"{key}.model_path", problems, model.trust_remote_code) is not None:
+        path, path_key = (
+            (model.tokenizer_path, "tokenizer_path") if model.tokenizer_path else (model.model_path, "model_path")
+        )
+        _check_tokenizer(path, f"{key}.{path_key}", problems, model.trust_remote_code)
+    if problems:
+        raise ConfigError.combine([ConfigError(problem) for problem in problems])
+
+
 def check_data(config: PPOConfig, datasets: list[RLHFDataset | None]) -> None:
     """Check the rows the datasets kept against the rollout engine's per-prompt image limit."""
     limit = config.worker.rollout.limit_images

@@ -173,6 +173,9 @@ class SFTTrainer(TrainingLoop):
 def run(argv: list[str] | None = None) -> dict[str, Any]:
     config = load_config(SFTConfig, argv if argv is not None else sys.argv[1:])
     print(format_config(config), flush=True)
+    from .preflight import check_model
+
+    check_model(config.worker.actor.model)  # before Ray: a folder that is not a model is a config error
     trainer = SFTTrainer(config)
     init_ray(config.trainer.ray_num_cpus)
     try:

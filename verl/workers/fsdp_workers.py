@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -440,6 +441,9 @@ class FSDPWorker(Worker):
                 GenerationConfig.from_pretrained(self.config.actor.model.model_path).save_pretrained(path)
             except OSError:
                 pass  # the model has no generation_config.json
+            from ..utils.model_merger import make_files_readable
+
+            make_files_readable(Path(path))  # readable like the merger's folders, not safetensors' private 0600
         if torch.distributed.is_initialized():
             torch.distributed.barrier()
 

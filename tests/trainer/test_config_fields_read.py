@@ -72,7 +72,9 @@ SOURCE = _package_source()
 
 
 def _is_read(name: str) -> bool:
-    return re.search(rf"\.{re.escape(name)}\b(?!\s*=[^=])", SOURCE) is not None
+    attribute = rf"\.{re.escape(name)}\b(?!\s*=[^=])"
+    by_getattr = rf"getattr\([^,()]+,\s*[\"']{re.escape(name)}[\"']"  # configs duck-typed in unit tests
+    return re.search(f"{attribute}|{by_getattr}", SOURCE) is not None
 
 
 def _other_value(field: Field) -> str | None:

@@ -168,7 +168,7 @@ class DataParallelActor:
         # compiled once per shape class; the model's forward is left to FSDP as it is
         self._response_log_probs = (
             torch.compile(_gather_response_log_probs, dynamic=True)
-            if config.use_torch_compile
+            if getattr(config, "use_torch_compile", False)
             else _gather_response_log_probs
         )
 

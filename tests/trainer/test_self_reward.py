@@ -30,7 +30,7 @@ def test_hop_sends_only_descriptions_in_one_batched_call(tiny_tokenizer) -> None
     result = run_hop(RESPONSES, QUESTIONS, generate, tiny_tokenizer)
     assert len(calls) == 1 and len(calls[0]) == 2, "one batched call with the two real descriptions"
     assert result.blind_answers == ["<think>ok</think> \\boxed{0}", None, None, "<think>ok</think> \\boxed{1}"]
-    assert result.counts == {"description_missing": 2}
+    assert result.counts == {"description_missing": 2, "description_leak": 0, "description_misplaced": 0}
     assert result.metrics()["self_reward/description_missing_rate"] == 0.5
     assert all(isinstance(ids, list) and all(isinstance(t, int) for t in ids) for ids in calls[0])
     prompt = tiny_tokenizer.decode(calls[0][0])

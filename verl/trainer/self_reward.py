@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..rewards.format import extract_description
+from ..rewards.format import check_description, extract_description
 from ..utils.dataset import strip_image_placeholders
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,8 @@ def run_hop(
     """Blind answers for ``responses`` via ``generate`` (prompt token ids → texts, or lists of texts when the
     hop samples several per description), batched in one call."""
     start = time.perf_counter()
-    descriptions = [extract_description(r) for r in responses]
+    checks = [check_description(r) for r in responses]
+    descriptions = [c.text for c in checks]
     todo = [i for i, d in enumerate(descriptions) if d]
     prompt_ids: list[list[int] | None] = [None] * len(responses)
     for i in todo:
@@ -89,7 +90,11 @@ def run_hop(
         descriptions=descriptions,
         blind_answers=answers,
         prompt_ids=prompt_ids,
-        counts={"description_missing": missing},
+        counts={
+            "description_missing": missing - sum(c.status in ("leak", "misplaced") for c in checks),
+            "description_leak": sum(c.status == "leak" for c in checks),
+            "description_misplaced": sum(c.status == "misplaced" for c in checks),
+        },
         seconds=time.perf_counter() - start,
     )
 

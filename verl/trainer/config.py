@@ -257,11 +257,14 @@ class AlgorithmConfig:
     kl_target: float = 0.1
     """adaptive controller target KL"""
     online_filtering: bool = False
-    """drop groups whose mean ``filter_key`` reward is outside [filter_low, filter_high] and refill (DAPO)"""
+    """drop the groups whose training signal is the same for every response (zero advantage) and refill (DAPO)"""
     filter_key: str = "overall"
-    """reward channel used by online filtering"""
-    filter_low: float = 0.01
-    filter_high: float = 0.99
+    """the signal of online filtering (a reward component), whatever its range; with ``reward_channels`` the
+    weighted channels are the signal and ``filter_key`` only feeds ``filter_low``/``filter_high``"""
+    filter_low: float | None = None
+    """optional: also drop groups whose mean ``filter_key`` is not above this"""
+    filter_high: float | None = None
+    """optional: also drop groups whose mean ``filter_key`` is not below this"""
     reward_channels: dict[str, float] = field(default_factory=dict)
     """weights of reward channels that each get their own GRPO advantage, e.g. ``{accuracy: 1.0, perception:
     1.0}``; empty = one channel, ``overall``. ``self_reward.mode=multi_reward`` fills that example when empty"""
@@ -279,7 +282,7 @@ class AlgorithmConfig:
             "use_kl_loss",
             "true contradicts algorithm.disable_kl=true; set one of them to false",
         )
-        if self.online_filtering:
+        if self.online_filtering and self.filter_low is not None and self.filter_high is not None:
             require(
                 self.filter_low < self.filter_high,
                 "filter_low",

@@ -150,6 +150,26 @@ def test_variants_run_with_finite_metrics(tiny_dir, tmp_path, overrides) -> None
     _finite(_metrics(tmp_path), ["reward/overall", "actor/pg_loss", "critic/advantages/mean"])
 
 
+def test_v2_with_two_blind_answers_per_description_trains_both_hops(tiny_dir, tmp_path) -> None:
+    """multi_reward + train_second_hop + hop n=2 (greedy) on 2 ranks: each blind answer is its own row."""
+    proc = _run(
+        tiny_dir,
+        tmp_path,
+        "algorithm.self_reward.mode=multi_reward",
+        "algorithm.self_reward.train_second_hop=true",
+        "algorithm.self_reward.n=2",
+        "algorithm.self_reward.temperature=0",
+        "trainer.n_gpus_per_node=2",
+    )
+    _ok(proc)
+    rows = _metrics(tmp_path)
+    assert [r["step"] for r in rows] == [1, 2]
+    _finite(rows, ["reward/perception", "actor/pg_loss", "actor/kl_loss", "actor/grad_norm", "val/blind_accuracy"])
+    assert all(r["actor/non_finite_skipped"] == 0.0 for r in rows)
+    described = [r for r in rows if r["self_reward/description_missing_rate"] < 1.0]
+    assert all(r["self_reward/second_hop_trained_rows"] > 0 for r in described)
+
+
 def test_val_only_writes_responses_and_no_checkpoint(tiny_dir, tmp_path) -> None:
     proc = _run(tiny_dir, tmp_path, "trainer.val_only=true")
     _ok(proc)

@@ -184,15 +184,17 @@ class SelfRewardConfig:
     """tokens generated per blind answer"""
     temperature: float = 1.0
     """sampling temperature of the blind answer. 1.0 samples like the paper's runs (the reference
-    implementation reuses the rollout's sampling, temperature 1.0); 0 = greedy, a less noisy perception score"""
+    implementation reuses the rollout's sampling, temperature 1.0); 0 = greedy, a less noisy perception score
+    (trained blind answers are scored at their own temperature, a greedy one at 1)"""
     top_p: float = 1.0
     """nucleus sampling of the blind answer"""
     n: int = 1
     """blind answers per description; the perception reward is their mean accuracy (paper: 1)"""
     train_second_hop: bool = False
-    """also train on the blind-answer tokens (v2), with their own log-probs, KL and advantages"""
+    """also train on the blind answers (v2): each one a row with its own grade, log-probs, KL and advantage"""
     second_hop_weight: float = 0.5
-    """loss weight of the second hop when it is trained; the first hop gets ``1 - second_hop_weight``"""
+    """``h``: the update minimises ``(1 - h) * L_first + h * L_second``, each hop's loss averaged over its own
+    tokens (rows, for the sequence ``loss_avg_mode``s)"""
     leak_guard: bool = False
     """score 0 perception for a description that already states the final answer (guards the leak where the
     answer is copied into the description)"""

@@ -33,7 +33,7 @@ from . import TrainingAborted, core_algos
 from .balance import balanced_order
 from .config import PPOConfig
 from .metrics import compute_data_metrics, reduce_metrics
-from .self_reward import HopResult, PolicyGenerate, SelfRewardHop, decode_responses
+from .self_reward import HopResult, SelfRewardHop, decode_responses
 
 logger = logging.getLogger(__name__)
 
@@ -90,16 +90,18 @@ class RayPPOTrainer:
             and not (config.algorithm.use_reference_policy and not config.algorithm.use_kl_loss)
         )
         self._build_data()
-        self.hop: SelfRewardHop | None = None
-        if self.hop_cfg.enable:
-            generate = PolicyGenerate(
-                lambda prompts: self.actor_rollout.generate_sequences(prompts),
+        dataset = self.train_dataset or self.val_dataset
+        self.hop = (
+            SelfRewardHop.from_config(
+                self.hop_cfg,
                 self.tokenizer,
-                self.processor is not None,
+                lambda prompts: self.actor_rollout.generate_sequences(prompts),
+                multimodal=self.processor is not None,
+                chat_template=getattr(dataset, "chat_template", None),
             )
-            dataset = self.train_dataset or self.val_dataset
-            template = dataset.chat_template if dataset is not None else None
-            self.hop = SelfRewardHop.from_config(self.hop_cfg, self.tokenizer, generate, chat_template=template)
+            if self.hop_cfg.enable
+            else None
+        )
         self.global_step = 0
         self.phase = "start"
         self._nonfinite_streak = 0

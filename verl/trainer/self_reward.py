@@ -161,17 +161,22 @@ class SelfRewardHop:
 
     @classmethod
     def from_config(
-        cls, config: Any, tokenizer: Any, generate: Generate, chat_template: str | None = None
+        cls,
+        config: Any,
+        tokenizer: Any,
+        generate_sequences: Callable[[DataProto], DataProto],
+        multimodal: bool,
+        chat_template: str | None = None,
     ) -> SelfRewardHop:
-        """The hop of ``algorithm.self_reward`` (``config``): the policy's ``generate``, or the external
-        endpoint when ``backend=external``."""
+        """The hop of ``algorithm.self_reward`` (``config``): the policy through the rollout engine's
+        ``generate_sequences`` (``multimodal``: the model takes M-RoPE positions), or the external endpoint
+        when ``backend=external``."""
         sampling = Sampling(config.n, config.max_tokens, config.temperature, config.top_p)
+        options = {"chat_template": chat_template, "leak_guard": config.leak_guard}
         if config.backend == "external":
             external = ExternalHop(config.external, config.max_tokens, config.temperature, config.top_p)
-            return cls(
-                tokenizer, sampling, external=external, chat_template=chat_template, leak_guard=config.leak_guard
-            )
-        return cls(tokenizer, sampling, generate=generate, chat_template=chat_template, leak_guard=config.leak_guard)
+            return cls(tokenizer, sampling, external=external, **options)
+        return cls(tokenizer, sampling, generate=PolicyGenerate(generate_sequences, tokenizer, multimodal), **options)
 
     # ------------------------------------------------------------------ first hop -> blind answers
 

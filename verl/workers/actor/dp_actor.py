@@ -51,6 +51,9 @@ def _finite_on_every_rank(loss: torch.Tensor) -> bool:
     return bool(finite.item())
 
 
+_WEIGHTED_LOSSES = ("actor/pg_loss", "actor/kl_loss", "actor/entropy")
+
+
 def _scoring_temperature(temperature: float | torch.Tensor) -> float | torch.Tensor:
     """The temperature the logits are divided by: per row (a ``(B,)`` tensor) or one for all; a greedy
     sample (temperature 0) is scored by the plain softmax (1), never a division by 0."""
@@ -276,6 +279,7 @@ class DataParallelActor:
                 self.optimizer.zero_grad(set_to_none=True)
                 finite = True
                 weight_total = self._weight_total(mini)
+                partial: dict[str, float] = defaultdict(float)
                 for micro in _micro_batches(mini, cfg.micro_batch_size_per_device_for_update):
                     loss, micro_metrics = self._micro_loss(micro, temperature, weight_total)
                     if not _finite_on_every_rank(loss):
@@ -284,7 +288,12 @@ class DataParallelActor:
                     share = 1.0 if weight_total is not None else self._loss_weight(micro, mini)
                     (loss * share).backward()
                     for key, value in micro_metrics.items():
-                        metrics[key].append(value)
+                        if weight_total is not None and key in _WEIGHTED_LOSSES:
+                            partial[key] += value  # weighted: each micro-batch holds its share of the sum
+                        else:
+                            metrics[key].append(value)
+                for key in list(partial):
+                    metrics[key].append(partial.pop(key))
                 grad_norm = self._clip_grad_norm() if finite else float("nan")
                 if not finite or not math.isfinite(grad_norm):
                     self.non_finite_updates += 1

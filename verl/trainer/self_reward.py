@@ -285,9 +285,9 @@ class SelfRewardHop:
             raise ValueError(
                 f"{main_rows} first-hop rows do not split into {world_size} ranks x {mini_batches} mini-batches"
             )
+        layout = ("prompts", "responses", "input_ids", "attention_mask", "position_ids", "response_mask")
         seqs = hop.sequences.select(
-            batch_keys=["prompts", "responses", "input_ids", "attention_mask", "position_ids", "response_mask"],
-            non_tensor_batch_keys=[],
+            batch_keys=[k for k in layout if k in hop.sequences.batch], non_tensor_batch_keys=[]
         )
         grades = torch.tensor([g for i in sorted(set(hop.sources)) for g in (hop.grades[i] or [])])
         if len(grades) != len(seqs):

@@ -290,6 +290,13 @@ class AlgorithmConfig:
                 "filter_low",
                 f"must be < algorithm.filter_high, got {self.filter_low} >= {self.filter_high}",
             )
+        require(
+            not (self.self_reward.train_second_hop and not self.disable_kl and not self.use_kl_loss),
+            "self_reward.train_second_hop",
+            "gives the blind answers their own KL as a loss term; with the KL in the reward "
+            "(algorithm.use_kl_loss=false) they would get none: set algorithm.use_kl_loss=true (the paper's "
+            "recipe) or algorithm.disable_kl=true",
+        )
         if self.self_reward.mode == "multi_reward" and not self.reward_channels:
             self.reward_channels = {"accuracy": 1.0, "perception": 1.0}
         for name, weight in self.reward_channels.items():

@@ -330,11 +330,8 @@ class SelfRewardHop:
         both = DataProto.concat([main, seqs])
         both.batch["loss_weight"] = weights
         both.reorder(torch.tensor(spread_order(main_rows, len(seqs), world_size, mini_batches)))
-        both.meta_info = {
-            "temperature": batch.meta_info.get("temperature", 1.0),
-            "mini_batch_rows": len(both) // (world_size * mini_batches),
-            "second_hop_rows": hop_rows,
-        }
+        both.meta_info = dict(batch.meta_info)
+        both.meta_info.update(mini_batch_rows=len(both) // (world_size * mini_batches), second_hop_rows=hop_rows)
         return both
 
 

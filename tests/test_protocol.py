@@ -528,6 +528,19 @@ def test_pad_small_and_no_pad():
         data.pad_to_divisor(0)
 
 
+def test_padding_rows_carry_weight_zero():
+    data = make(3)
+    padded, pad = data.pad_to_divisor(4)
+    marked = padded.with_padding_weight(len(data))
+    assert marked.batch["loss_weight"].tolist() == [1.0, 1.0, 1.0, 0.0]
+    assert "loss_weight" not in padded.batch  # a new batch: the original padding is untouched
+    marked.batch["loss_weight"][0] = 0.25
+    again = marked.with_padding_weight(2)
+    assert again.batch["loss_weight"].tolist() == [0.25, 1.0, 0.0, 0.0]
+    with pytest.raises(ValueError):
+        data.with_padding_weight(4)
+
+
 def test_pad_then_chunk_then_concat_then_unpad():
     data = make(5)
     padded, pad = data.pad_to_divisor(4)

@@ -654,6 +654,50 @@ class DataProto:
         indices = np.concatenate([np.arange(length), np.arange(pad_size) % length]).astype(np.int64)
         return self._take(indices), pad_size
 
+    def with_padding_weight(self, real_rows: int, key: str = "loss_weight") -> DataProto:
+        """A shallow copy whose ``key`` column marks the rows after ``real_rows`` as padding (weight 0); the real
+        rows keep their weight (1 where there was none). The actor leaves zero-weight rows out of the loss and
+        its metrics, so padding a batch to the world size never trains a row twice."""
+        if self.batch is None:
+            return self
+        if not 0 <= real_rows <= len(self):
+            raise ValueError(f"real_rows must be in [0, {len(self)}], got {real_rows}")
+        out = self.copy()
+        weight = out.batch[key].clone().float() if key in out.batch else torch.ones(len(self))
+        weight[real_rows:] = 0.0
+        out.batch[key] = weight
+        return out
+
+    def pad_to_match(self, other: DataProto) -> DataProto:
+        """Pad the prompt width (on the left) and the response width (on the right) to at least ``other``'s, so
+        that rollout batches of different widths (a first hop and its second hop) concatenate.
+
+        ``input_ids``/``attention_mask``/``position_ids`` (prompt ++ response) grow on both sides, ``prompts`` on
+        the left, 2-D response-wide tensors (``responses``, masks, log-probs, advantages) on the right, with 0;
+        per-row (1-D) tensors are left alone. Returns ``self`` when nothing grows."""
+        b, o = self.batch, other.batch
+        if b is None or o is None:
+            raise ValueError("pad_to_match needs tensors on both sides")
+        prompt = b["input_ids"].shape[-1] - b["responses"].shape[-1]
+        response = b["responses"].shape[-1]
+        left = max(o["input_ids"].shape[-1] - o["responses"].shape[-1] - prompt, 0)
+        right = max(o["responses"].shape[-1] - response, 0)
+        if not left and not right:
+            return self
+        tensors = {}
+        for key, value in b.items():
+            if key in ("input_ids", "attention_mask", "position_ids"):
+                tensors[key] = torch.nn.functional.pad(value, (left, right))
+            elif key == "prompts":
+                tensors[key] = torch.nn.functional.pad(value, (left, 0))
+            elif value.dim() >= 2:
+                tensors[key] = torch.nn.functional.pad(value, (0, right))
+            else:
+                tensors[key] = value
+        return DataProto.from_dict(
+            tensors=tensors, non_tensors=dict(self.non_tensor_batch), meta_info=dict(self.meta_info)
+        )
+
     def unpad(self, pad_size: int) -> DataProto:
         """Remove the last ``pad_size`` rows (``pad_size == 0`` returns ``self``)."""
         if pad_size < 0 or pad_size > len(self):

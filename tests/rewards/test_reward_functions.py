@@ -135,6 +135,8 @@ def test_self_reward_well_formed():
         "perception": 1.0,
         "perception_format": 1.0,
         "description_missing": 0.0,
+        "description_misplaced": 0.0,
+        "description_leak": 0.0,
         "leak_guarded": 0.0,
     }
 
@@ -190,11 +192,14 @@ def test_leak_guard_zeroes_a_description_that_states_the_answer():
     clean = GOOD
     inputs = [_item(r, blind=BLIND_RIGHT) for r in (leaking, naming, clean)]
     guarded = rf.self_reward(inputs, leak_guard=True)
-    assert [s["leak_guarded"] for s in guarded] == [1.0, 1.0, 0.0]
+    # A boxed answer in the description is refused whatever leak_guard says (description_leak); leak_guard adds
+    # the mention of the answer in plain words.
+    assert [s["leak_guarded"] for s in guarded] == [0.0, 1.0, 0.0]
+    assert [s["description_leak"] for s in guarded] == [1.0, 0.0, 0.0]
     assert [s["perception"] for s in guarded] == [0.0, 0.0, 1.0]
     assert [s["overall"] for s in guarded] == pytest.approx([1.0, 1.0, 2.0])
     unguarded = rf.self_reward(inputs)  # off by default: a faithful description may name a count
-    assert [s["perception"] for s in unguarded] == [1.0, 1.0, 1.0]
+    assert [s["perception"] for s in unguarded] == [0.0, 1.0, 1.0]
     assert all(s["leak_guarded"] == 0.0 for s in unguarded)
 
 
@@ -234,7 +239,52 @@ def test_adversarial_description_tricks():
     )
     assert scores[0]["format"] == 0.0  # repeated tags break the format
     assert scores[1]["accuracy"] == 0.0  # the last box (3) is the answer, not the one in the description
-    assert scores[1]["leak_guarded"] == 1.0 and scores[1]["perception"] == 0.0
+    assert scores[1]["description_leak"] == 1.0 and scores[1]["perception"] == 0.0
+
+
+# The reward hacks of issue 16: each earned the maximum overall reward before; none earns perception now.
+HACKS = {
+    "answer boxed in the description": "<description>Two blue circles... final answer \\boxed{2}</description> "
+    "<think>so 2</think> \\boxed{2}",
+    "fbox in the description": "<description>Two circles: \\fbox{2}</description> <think>so 2</think> \\boxed{2}",
+    "description after the reasoning": "<think>I count two circles.</think> <description>2 is correct</description> "
+    "\\boxed{2}",
+    "description inside the reasoning": "<think>Two. <description>two blue circles</description></think> \\boxed{2}",
+    "text before the description": "The answer is 2. <description>two blue circles</description> "
+    "<think>so 2</think> \\boxed{2}",
+    "think inside the description": "<description><think>it is 2</think> two circles</description> \\boxed{2}",
+}
+
+
+@pytest.mark.parametrize("response", list(HACKS.values()), ids=list(HACKS))
+def test_each_reward_hack_earns_no_perception(response):
+    (score,) = rf.self_reward([_item(response, blind=BLIND_RIGHT)])
+    assert score["perception"] == 0.0
+    assert score["description_leak"] + score["description_misplaced"] == 1.0
+    assert score["overall"] <= 1.0  # accuracy and format only: at most (1 - w) + w
+    assert extract_description(response) is None  # so the hop never sends it either
+
+
+def test_an_opening_description_without_a_box_still_earns_perception():
+    (score,) = rf.self_reward([_item(f"  \n{DESC}\n{THINK} \\boxed{{2}}", blind=BLIND_RIGHT)])
+    assert score["perception"] == 1.0 and score["description_leak"] == score["description_misplaced"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("blind", "right"),
+    [
+        ("The answer is 2", 1.0),  # no box: the final statement is read, as validation reads it
+        ("Two circles. Answer: 2.", 1.0),
+        ("<answer>2</answer>", 1.0),
+        ("\\boxed{3} but the answer is 2", 0.0),  # the box wins over a later statement
+        ("I cannot tell", 0.0),
+        (None, 0.0),
+    ],
+)
+def test_blind_answers_are_graded_with_the_validation_fallbacks(blind, right):
+    assert rf.grade_blind_answer(blind, "2") == right
+    (score,) = rf.self_reward([_item(GOOD, blind=blind)])
+    assert score["perception"] == right
 
 
 # ------------------------------------------------------------------------------------------------ validation

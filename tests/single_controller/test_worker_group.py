@@ -174,12 +174,30 @@ def test_registered_methods_and_pure_dispatch():
     outputs = [a[0].repeat(2) for a in call.args]
     assert len(collect(Dispatch.DP_COMPUTE_PROTO, outputs, call)) == 10
 
+    # the padding row is a copy of row 0 for its shape only: it carries loss weight 0, the real rows 1
+    assert [a[0].batch["loss_weight"].tolist() for a in call.args] == [[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]]
+    weighted = _batch(3)
+    weighted.batch["loss_weight"] = torch.tensor([0.5, 2.0, 3.0])
+    call = dispatch(Dispatch.DP_COMPUTE_PROTO, 2, (weighted,), {})
+    assert [a[0].batch["loss_weight"].tolist() for a in call.args] == [[0.5, 2.0], [3.0, 0.0]]
+    assert "loss_weight" not in dispatch(Dispatch.DP_COMPUTE_PROTO, 2, (_batch(4),), {}).args[0][0].batch
+
     with pytest.raises(ValueError, match="one item per rank"):
         dispatch(Dispatch.ALL_TO_ALL, 2, ([1, 2, 3],), {})
     with pytest.raises(TypeError, match="DataProto argument"):
         dispatch(Dispatch.DP_COMPUTE_PROTO, 2, (1,), {})
     with pytest.raises(TypeError, match="Dispatch member"):
         register(dispatch_mode="one_to_all")
+
+
+def test_collect_merges_every_ranks_metrics():
+    call = dispatch(Dispatch.DP_COMPUTE_PROTO, 2, (_batch(4),), {})
+    results = [
+        DataProto(meta_info={"metrics": {"actor/pg_loss": [1.0, 2.0], "actor/lr": 0.1}}),
+        DataProto(meta_info={"metrics": {"actor/pg_loss": [3.0], "actor/lr": 0.1}}),
+    ]
+    merged = collect(Dispatch.DP_COMPUTE_PROTO, results, call).meta_info["metrics"]
+    assert merged == {"actor/pg_loss": [1.0, 2.0, 3.0], "actor/lr": 0.1}
 
 
 # ---------------------------------------------------------------------------------------------- with Ray
@@ -224,7 +242,8 @@ def test_dp_compute_proto_pads_and_restores_order(group):
     even = group.tag_rows(_batch(4))
     assert even.batch["rank"].tolist() == [0, 0, 1, 1]
     metrics = group.metrics_only(data)  # metrics-only results have no rows to unpad
-    assert len(metrics) == 0 and metrics.meta_info["metrics"] == {"rows": [3]}
+    # every rank's metrics reach the driver (rank order), not only rank 0's
+    assert len(metrics) == 0 and metrics.meta_info["metrics"] == {"rows": [3, 3]}
 
 
 def test_all_to_all(group):

@@ -478,8 +478,11 @@ def test_multi_reward_fills_channels_and_keeps_explicit_ones() -> None:
     assert load(*on).algorithm.reward_channels == {"accuracy": 1.0, "perception": 1.0}
     explicit = load(*on, "algorithm.reward_channels={accuracy: 1, perception: 0.5}")
     assert explicit.algorithm.reward_channels == {"accuracy": 1.0, "perception": 0.5}
-    trained = load(*on, "algorithm.self_reward.train_second_hop=true")
+    trained = load(*on, "algorithm.self_reward.train_second_hop=true", "algorithm.use_kl_loss=true")
     assert trained.algorithm.self_reward.train_second_hop and trained.algorithm.self_reward.second_hop_weight == 0.5
+    # KL in the reward would leave the trained blind answers without any KL term: refused, naming the keys
+    message = error_of(*on, "algorithm.self_reward.train_second_hop=true")
+    assert "algorithm.self_reward.train_second_hop" in message and "algorithm.use_kl_loss=true" in message
 
 
 def test_all_problems_are_reported_at_once() -> None:

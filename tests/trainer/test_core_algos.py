@@ -240,6 +240,38 @@ def test_multi_reward_dr_grpo_variant():
     _close(adv, [[1.0, 1.0], [-1.0, -1.0]])
 
 
+def test_multi_reward_keeps_the_kl_penalty_of_the_reward():
+    # KL in the reward: the sequence penalties -beta * sum_t kl are [-0.2, 0.0, -0.1, -0.1] (group mean -0.1);
+    # they are added centred and in reward units: [-0.1, +0.1, 0, 0] on top of the channel advantages of the
+    # test above (accuracy [1, 0, 0, 1] alone: ±0.866025).
+    mask = torch.ones(4, 2)
+    index = np.array(["q"] * 4, dtype=object)
+    channels = {"accuracy": torch.tensor([1.0, 0.0, 0.0, 1.0])}
+    penalty = torch.tensor([-0.2, 0.0, -0.1, -0.1])
+    adv, _ = ca.compute_multi_reward_advantage(channels, {"accuracy": 1.0}, mask, index, eps=0.0, penalty=penalty)
+    _close(adv[:, 0], torch.tensor([0.866025 - 0.1, -0.866025 + 0.1, -0.866025, 0.866025]))
+    without, _ = ca.compute_multi_reward_advantage(channels, {"accuracy": 1.0}, mask, index, eps=0.0)
+    assert not torch.allclose(adv, without)
+
+
+def test_weighted_aggregation_by_hand():
+    # rows: token losses [1, 2 | -], [3 | - -], [4, 4, 4]; masks 2, 1, 3 tokens; weights 0.5, 0, 0.25
+    loss = torch.tensor([[1.0, 2.0, 9.0], [3.0, 9.0, 9.0], [4.0, 4.0, 4.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 1]])
+    w = torch.tensor([0.5, 0.0, 0.25])
+    # token-mean: (0.5 * 3 + 0.25 * 12) / (0.5 * 2 + 0.25 * 3) = 4.5 / 1.75
+    assert float(ca.loss_weight_total(mask, "token-mean", w)) == pytest.approx(1.75)
+    assert float(ca.aggregate_loss(loss, mask, "token-mean", row_weights=w)) == pytest.approx(4.5 / 1.75)
+    # seq-mean-token-mean: (0.5 * 1.5 + 0.25 * 4) / 0.75
+    assert float(ca.aggregate_loss(loss, mask, "seq-mean-token-mean", row_weights=w)) == pytest.approx(1.75 / 0.75)
+    # an explicit total (several micro-batches or ranks share one)
+    assert float(ca.aggregate_loss(loss, mask, "token", row_weights=w, weight_total=2.0)) == pytest.approx(2.25)
+    # weights 1 are the plain aggregation
+    ones = torch.ones(3)
+    for mode in ca.LOSS_AGG_MODES:
+        _close(ca.aggregate_loss(loss, mask, mode, row_weights=ones), ca.aggregate_loss(loss, mask, mode))
+
+
 # ------------------------------------------------------------------------------------------------ aggregation
 
 

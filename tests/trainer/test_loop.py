@@ -274,16 +274,16 @@ def _filtering_trainer(tmp_path: Path, max_try: int, all_same_tries: int) -> Ray
 
     trainer._next_batch = next_batch
     trainer.actor_rollout, trainer.reward_fn = Rollout(), Reward()
-    trainer._self_reward_hop = lambda batch: None
+    trainer.hop = None
     trainer.calls = calls
     return trainer
 
 
 def test_max_try_make_batch_minus_one_is_unlimited(tmp_path) -> None:
     trainer = _filtering_trainer(tmp_path, -1, all_same_tries=25)  # more than the default limit of 20
-    batch = trainer._make_batch({}, {})
-    assert trainer.calls["rollouts"] == 26 and len(batch) == 4
-    assert batch.meta_info["components"]["overall"] == [1.0, 0.0, 1.0, 0.0]
+    step = trainer._make_batch({}, {})
+    assert trainer.calls["rollouts"] == 26 and len(step.batch) == 4
+    assert step.components["overall"] == [1.0, 0.0, 1.0, 0.0]
 
 
 def test_max_try_make_batch_limit_stops_with_the_key(tmp_path) -> None:

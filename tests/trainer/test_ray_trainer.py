@@ -138,16 +138,35 @@ def test_without_self_reward_no_hop_runs(tiny_dir, tmp_path) -> None:
             "algorithm.self_reward.enable=false",
             "worker.reward.reward_function=verl.rewards.functions:seethink_reward",
         ),
-        ("algorithm.online_filtering=true", "algorithm.filter_low=-0.5", "algorithm.filter_high=1.5"),
         ("worker.actor.model.lora.rank=4", "worker.actor.model.lora.alpha=8"),
         ("trainer.n_gpus_per_node=2",),
     ],
-    ids=["multi_reward", "train_second_hop", "hf_rollout", "hop_n2", "remax", "online_filtering", "lora", "2_ranks"],
+    ids=["multi_reward", "train_second_hop", "hf_rollout", "hop_n2", "remax", "lora", "2_ranks"],
 )
 def test_variants_run_with_finite_metrics(tiny_dir, tmp_path, overrides) -> None:
     proc = _run(tiny_dir, tmp_path, *overrides)
     _ok(proc)
     _finite(_metrics(tmp_path), ["reward/overall", "actor/pg_loss", "critic/advantages/mean"])
+
+
+def test_v2_with_two_blind_answers_per_description_trains_both_hops(tiny_dir, tmp_path) -> None:
+    """multi_reward + train_second_hop + hop n=2 (greedy) on 2 ranks: each blind answer is its own row."""
+    proc = _run(
+        tiny_dir,
+        tmp_path,
+        "algorithm.self_reward.mode=multi_reward",
+        "algorithm.self_reward.train_second_hop=true",
+        "algorithm.self_reward.n=2",
+        "algorithm.self_reward.temperature=0",
+        "trainer.n_gpus_per_node=2",
+    )
+    _ok(proc)
+    rows = _metrics(tmp_path)
+    assert [r["step"] for r in rows] == [1, 2]
+    _finite(rows, ["reward/perception", "actor/pg_loss", "actor/kl_loss", "actor/grad_norm", "val/blind_accuracy"])
+    assert all(r["actor/non_finite_skipped"] == 0.0 for r in rows)
+    described = [r for r in rows if r["self_reward/description_missing_rate"] < 1.0]
+    assert all(r["self_reward/second_hop_trained_rows"] > 0 for r in described)
 
 
 def test_val_only_writes_responses_and_no_checkpoint(tiny_dir, tmp_path) -> None:
@@ -198,6 +217,27 @@ def test_external_hop_against_a_local_server(tiny_dir, tmp_path) -> None:
     rows = _metrics(tmp_path)
     _finite(rows, ["reward/perception", "self_reward/external_error_rate"])
     assert all(r["self_reward/external_error_rate"] == 0.0 for r in rows if "self_reward/external_error_rate" in r)
+
+
+def test_online_filtering_keeps_the_groups_whose_reward_varies(tiny_dir, tmp_path) -> None:
+    # Groups of n=4 rows in order: even groups score 0, 1, 0, 1 (a signal), odd groups 0 everywhere (none).
+    mixed = tmp_path / "mixed_reward.py"
+    mixed.write_text(
+        "def score(inputs, **kw):\n    return [float((i // 4) % 2 == 0 and i % 2) for i in range(len(inputs))]\n"
+    )
+    proc = _run(
+        tiny_dir,
+        tmp_path / "run",
+        f"worker.reward.reward_function={mixed}:score",
+        "algorithm.self_reward.enable=false",
+        "algorithm.online_filtering=true",
+        "trainer.val_freq=-1",
+    )
+    _ok(proc)
+    rows = _metrics(tmp_path / "run")
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(r["online_filtering/kept_ratio"] == 0.5 for r in rows)
+    _finite(rows, ["reward/overall", "actor/pg_loss"])
 
 
 def test_reward_function_that_raises_names_itself(tiny_dir, tmp_path) -> None:

@@ -1,15 +1,28 @@
-"""The self-reward hop without Ray: prompt building, batching, missing descriptions, external endpoint."""
+"""The self-reward hop without Ray: prompt building, batching, description checks, grades, the v2 update batch
+(layout, per-row loss weights, temperatures) and the external endpoint."""
 
 from __future__ import annotations
 
+import doctest
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
+import torch
 
-from verl.trainer.self_reward import BLIND_INSTRUCTION, ExternalHop, run_external_hop, run_hop
+from verl.protocol import DataProto
+from verl.trainer import core_algos, self_reward
+from verl.trainer.self_reward import (
+    BLIND_INSTRUCTION,
+    ExternalHop,
+    Generation,
+    Sampling,
+    SelfRewardHop,
+    hop_loss_weights,
+    spread_order,
+)
 
 RESPONSES = [
     "<description>Three red circles on white.</description> <think>count</think> \\boxed{3}",
@@ -18,22 +31,32 @@ RESPONSES = [
     "<description>A blue square.</description><think>colour</think>\\boxed{blue}",
 ]
 QUESTIONS = ["<image>How many circles?", "<image>How many?", "<image>How many?", "<image>What colour?"]
+TRUTHS = ["3", "3", "2", "blue"]
+ONE = Sampling(n=1, max_tokens=16, temperature=1.0, top_p=1.0)
+
+
+def test_docstring_example_runs(tiny_tokenizer) -> None:
+    failures, tried = doctest.testmod(self_reward, extraglobs={"tokenizer": tiny_tokenizer}, report=True)
+    assert tried >= 6 and failures == 0
 
 
 def test_hop_sends_only_descriptions_in_one_batched_call(tiny_tokenizer) -> None:
     calls = []
 
-    def generate(prompt_ids: list[list[int]]) -> list[str]:
-        calls.append(prompt_ids)
+    def generate(prompt_ids: list[list[int]], sampling: Sampling) -> list[str]:
+        calls.append((prompt_ids, sampling))
         return [f"<think>ok</think> \\boxed{{{i}}}" for i in range(len(prompt_ids))]
 
-    result = run_hop(RESPONSES, QUESTIONS, generate, tiny_tokenizer)
-    assert len(calls) == 1 and len(calls[0]) == 2, "one batched call with the two real descriptions"
+    result = SelfRewardHop(tiny_tokenizer, ONE, generate=generate).run(RESPONSES, QUESTIONS, TRUTHS)
+    assert len(calls) == 1 and len(calls[0][0]) == 2, "one batched call with the two real descriptions"
+    assert calls[0][1] == ONE
     assert result.blind_answers == ["<think>ok</think> \\boxed{0}", None, None, "<think>ok</think> \\boxed{1}"]
-    assert result.counts == {"description_missing": 2}
+    assert result.grades == [[0.0], None, None, [0.0]]
+    assert result.sources == [0, 3]
+    assert result.counts == {"description_missing": 2, "description_misplaced": 0, "description_leak": 0}
     assert result.metrics()["self_reward/description_missing_rate"] == 0.5
-    assert all(isinstance(ids, list) and all(isinstance(t, int) for t in ids) for ids in calls[0])
-    prompt = tiny_tokenizer.decode(calls[0][0])
+    assert all(isinstance(ids, list) and all(isinstance(t, int) for t in ids) for ids in calls[0][0])
+    prompt = tiny_tokenizer.decode(calls[0][0][0])
     assert "Three red circles on white." in prompt and "Question: How many circles?" in prompt
     assert "<image>" not in prompt and "<|image_pad|>" not in prompt and "\\boxed{3}" not in prompt
     assert BLIND_INSTRUCTION.split(".")[0] in prompt
@@ -41,8 +64,164 @@ def test_hop_sends_only_descriptions_in_one_batched_call(tiny_tokenizer) -> None
 
 
 def test_hop_checks_the_number_of_answers(tiny_tokenizer) -> None:
-    with pytest.raises(RuntimeError, match="asked for 2 blind answers and got 1"):
-        run_hop(RESPONSES, QUESTIONS, lambda ids: ["x"], tiny_tokenizer)
+    with pytest.raises(RuntimeError, match="asked for 2 blind answers .* and got 1"):
+        SelfRewardHop(tiny_tokenizer, ONE, generate=lambda ids, sampling: ["x"]).run(RESPONSES, QUESTIONS, TRUTHS)
+
+
+def test_hop_uses_the_runs_chat_template(tiny_tokenizer) -> None:
+    seen = []
+    template = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}{% endfor %}[answer]"
+    hop = SelfRewardHop(tiny_tokenizer, ONE, generate=lambda ids, s: seen.extend(ids) or ["x"] * len(ids),
+                        chat_template=template)  # fmt: skip
+    hop.run(RESPONSES[:1], QUESTIONS[:1], TRUTHS[:1])
+    text = tiny_tokenizer.decode(seen[0])
+    assert text.startswith("[user] You cannot see the image") and text.endswith("[answer]")
+
+
+def test_each_hack_gets_no_blind_answer_and_is_counted(tiny_tokenizer) -> None:
+    hacks = [
+        "<description>two circles, final answer \\boxed{2}</description> <think>so 2</think> \\boxed{2}",
+        "<think>two</think> <description>2 is correct</description> \\boxed{2}",
+        "<think>x <description>two circles</description></think> \\boxed{2}",
+    ]
+    calls = []
+    hop = SelfRewardHop(tiny_tokenizer, ONE, generate=lambda ids, s: calls.append(ids) or [])
+    result = hop.run(hacks, ["How many?"] * 3, ["2"] * 3)
+    assert calls == [] and result.blind_answers == [None, None, None]
+    assert result.counts == {"description_missing": 0, "description_misplaced": 2, "description_leak": 1}
+    assert result.metrics()["self_reward/description_leak_rate"] == pytest.approx(1 / 3)
+
+
+def test_leak_guard_withholds_a_description_naming_the_answer(tiny_tokenizer) -> None:
+    naming = "<description>There are 3 red circles.</description> <think>count</think> \\boxed{3}"
+    answer = lambda ids, s: ["\\boxed{3}"] * len(ids)  # noqa: E731
+    guarded = SelfRewardHop(tiny_tokenizer, ONE, generate=answer, leak_guard=True).run([naming], ["?"], ["3"])
+    assert guarded.blind_answers == [None] and guarded.counts["leak_guarded"] == 1
+    plain = SelfRewardHop(tiny_tokenizer, ONE, generate=answer).run([naming], ["?"], ["3"])
+    assert plain.grades == [[1.0]]
+
+
+def test_hop_n_gives_every_blind_answer_its_own_grade_and_a_majority_verdict(tiny_tokenizer) -> None:
+    three = Sampling(n=3, max_tokens=16, temperature=1.0, top_p=1.0)
+    texts = ["The answer is 3", "\\boxed{4}", "\\boxed{3}", "\\boxed{blue}", "no idea", "\\boxed{red}"]
+    result = SelfRewardHop(tiny_tokenizer, three, generate=lambda ids, s: texts).run(RESPONSES, QUESTIONS, TRUTHS)
+    assert result.blind_answers[0] == texts[:3] and result.blind_answers[3] == texts[3:]
+    assert result.grades == [[1.0, 0.0, 1.0], None, None, [1.0, 0.0, 0.0]]
+    assert result.sources == [0, 0, 0, 3, 3, 3]
+    # right when more than half of its blind answers are right; no description = wrong
+    assert result.blind_right() == [True, False, False, False]
+
+
+# ------------------------------------------------------------------------------------------------ v2 update batch
+
+
+def test_hop_loss_weights_by_hand() -> None:
+    # 2 ranks x 1 mini-batch; first hop: 4 rows of 3, 1, 2, 2 tokens (8); second hop: 3 real rows of 1, 2, 1
+    # tokens (4) plus one padding row. h = 0.25: first-hop rows weigh 0.75 / 8, second-hop rows 0.25 / 4.
+    weights = hop_loss_weights(torch.tensor([3, 1, 2, 2]), torch.tensor([1, 2, 1, 5]), 3, 2, 1, 0.25, "token-mean")
+    expected = [0.75 / 8] * 4 + [0.25 / 4] * 3 + [0.0]
+    assert weights.tolist() == pytest.approx(expected)
+    rows = hop_loss_weights(
+        torch.tensor([3, 1, 2, 2]), torch.tensor([1, 2, 1, 5]), 3, 2, 1, 0.25, "seq-mean-token-mean"
+    )
+    assert rows.tolist() == pytest.approx([0.75 / 4] * 4 + [0.25 / 3] * 3 + [0.0])
+    # two mini-batches: each is normalised on its own (rank-major blocks: mini-batch 0 = rows 0 and 2)
+    two = hop_loss_weights(torch.tensor([3, 1, 2, 2]), torch.tensor([1, 2, 1, 1]), 4, 2, 2, 0.5, "token-mean")
+    assert two.tolist() == pytest.approx([0.5 / 5, 0.5 / 3, 0.5 / 5, 0.5 / 3, 0.5 / 2, 0.5 / 3, 0.5 / 2, 0.5 / 3])
+
+
+def test_spread_order_puts_both_hops_on_every_rank_and_mini_batch() -> None:
+    # 4 first-hop rows (0-3), 4 second-hop rows (4-7), 2 ranks x 1 mini-batch
+    assert spread_order(4, 4, 2, 1) == [0, 1, 4, 5, 2, 3, 6, 7]
+    assert spread_order(4, 4, 2, 2) == [0, 4, 1, 5, 2, 6, 3, 7]  # rank 0: mini-batch 0 then 1
+
+
+def test_v2_weighted_loss_over_two_ranks_equals_the_formula() -> None:
+    """Per-row weights, aggregated rank by rank and averaged (what FSDP's gradient mean does), give exactly
+    (1 - h) * token-mean(first hop) + h * token-mean(second hop), whatever the token counts."""
+    torch.manual_seed(0)
+    first_tokens, hop_tokens, h = torch.tensor([5, 1, 3, 7]), torch.tensor([2, 9, 4, 3]), 0.5
+    width = 10
+    first_mask = (torch.arange(width)[None] < first_tokens[:, None]).float()
+    hop_mask = (torch.arange(width)[None] < hop_tokens[:, None]).float()
+    first_loss, hop_loss = torch.rand(4, width) + 0.5, 3 * torch.rand(4, width)
+    expected = (1 - h) * (first_loss * first_mask).sum() / first_mask.sum() + h * (
+        hop_loss * hop_mask
+    ).sum() / hop_mask.sum()
+    weights = hop_loss_weights(first_tokens, hop_tokens, 4, 2, 1, h, "token-mean")
+    order = torch.tensor(spread_order(4, 4, 2, 1))
+    loss, mask, w = torch.cat([first_loss, hop_loss])[order], torch.cat([first_mask, hop_mask])[order], weights[order]
+    totals = [
+        core_algos.loss_weight_total(mask[r * 4 : (r + 1) * 4], "token-mean", w[r * 4 : (r + 1) * 4]) for r in (0, 1)
+    ]
+    share = (totals[0] + totals[1]) / 2  # the all-reduced total over the 2 ranks
+    per_rank = [
+        core_algos.aggregate_loss(loss[r * 4 : (r + 1) * 4], mask[r * 4 : (r + 1) * 4], "token-mean",
+                                  row_weights=w[r * 4 : (r + 1) * 4], weight_total=share)
+        for r in (0, 1)
+    ]  # fmt: skip
+    assert float(sum(per_rank) / 2) == pytest.approx(float(expected), rel=1e-5)
+    # one token mean over both hops (16 vs 18 tokens) would weight the hops by their token counts instead
+    plain = torch.cat([first_loss * first_mask, hop_loss * hop_mask]).sum() / (first_mask.sum() + hop_mask.sum())
+    assert float(plain) != pytest.approx(float(expected), rel=1e-3)
+
+
+class _FakeWorkers:
+    """Log-probs as a function of the temperature the rows carry, so the test sees which one was used."""
+
+    def __init__(self) -> None:
+        self.calls: list[DataProto] = []
+
+    def compute_log_probs(self, data: DataProto) -> DataProto:
+        self.calls.append(data)
+        value = -data.batch["temperature"][:, None].expand_as(data.batch["response_mask"]).float()
+        return DataProto.from_dict(tensors={"old_log_probs": value * data.batch["response_mask"],
+                                            "entropies": torch.zeros_like(value)})  # fmt: skip
+
+    def compute_ref_log_probs(self, data: DataProto) -> DataProto:
+        return DataProto.from_dict(tensors={"ref_log_probs": torch.zeros(data.batch["response_mask"].shape)})
+
+
+def _rollout_rows(prompt_len: int, lengths: list[int], width: int) -> dict[str, torch.Tensor]:
+    rows = len(lengths)
+    prompts = torch.ones(rows, prompt_len, dtype=torch.long)
+    mask = (torch.arange(width)[None] < torch.tensor(lengths)[:, None]).long()
+    responses = 7 * mask
+    input_ids = torch.cat([prompts, responses], dim=1)
+    attention = (input_ids != 0).long()
+    return {"prompts": prompts, "responses": responses, "response_mask": mask, "input_ids": input_ids,
+            "attention_mask": attention, "position_ids": attention.cumsum(-1)}  # fmt: skip
+
+
+def test_update_batch_trains_each_blind_answer_as_its_own_row(tiny_tokenizer) -> None:
+    import numpy as np
+
+    two = Sampling(n=2, max_tokens=8, temperature=0.0, top_p=1.0)  # greedy hop
+    texts = ["\\boxed{3}", "\\boxed{4}", "\\boxed{blue}", "\\boxed{blue}"]
+    sequences = DataProto.from_dict(tensors=_rollout_rows(3, [2, 4, 1, 3], 4))
+    hop = SelfRewardHop(tiny_tokenizer, two, generate=lambda ids, s: Generation(texts, sequences))
+    result = hop.run(RESPONSES, QUESTIONS, TRUTHS)
+    main = DataProto.from_dict(
+        tensors={**_rollout_rows(5, [6, 2, 3, 1], 6), "advantages": torch.ones(4, 6), "returns": torch.ones(4, 6),
+                 "old_log_probs": torch.zeros(4, 6), "ref_log_probs": torch.zeros(4, 6)},
+        non_tensors={"uid": np.array(["a", "a", "b", "b"], dtype=object)},
+        meta_info={"temperature": 0.7},
+    )  # fmt: skip
+    workers = _FakeWorkers()
+    out = hop.update_batch(main, result, workers, 0.5, world_size=2, mini_batches=1, loss_avg_mode="token-mean")
+    assert out.meta_info["second_hop_rows"] == 4 and out.meta_info["mini_batch_rows"] == 4
+    # rank 0 = first-hop rows 0, 1 and blind answers 0, 1; rank 1 = first-hop rows 2, 3 and blind answers 2, 3
+    assert out.batch["temperature"].tolist() == pytest.approx([0.7, 0.7, 0.0, 0.0, 0.7, 0.7, 0.0, 0.0])
+    assert out.batch["loss_weight"].tolist() == pytest.approx(
+        [0.5 / 12] * 2 + [0.5 / 10] * 2 + [0.5 / 12] * 2 + [0.5 / 10] * 2
+    )
+    # the old log-probs of the blind answers were taken at the hop's temperature (the rows carry it)
+    assert workers.calls[0].batch["temperature"].tolist() == [0.0] * 4
+    # own grades 1, 0 (prompt "a": blind answers 0 and 1) and 1, 1 (prompt "b"): advantages +c, -c and 0, 0
+    hop_adv = out.batch["advantages"][[2, 3, 6, 7]]
+    first = hop_adv[:, 0]
+    assert first[0] > 0 and first[1] == pytest.approx(-float(first[0])) and first[2:].tolist() == [0.0, 0.0]
+    assert out.batch["input_ids"].shape[1] == 5 + 6 and out.batch["responses"].shape[1] == 6
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -102,13 +281,23 @@ def _external(max_retries: int = 2) -> SimpleNamespace:
     )
 
 
+def _run_external(hop: ExternalHop, tokenizer=None):
+    return SelfRewardHop(tokenizer, ONE, external=hop).run(RESPONSES, QUESTIONS, TRUTHS)
+
+
 def test_external_hop_answers_and_retries_429(server, monkeypatch) -> None:
     monkeypatch.setattr("verl.trainer.self_reward.time.sleep", lambda s: None)
     _Handler.script[:] = ["429"]
     hop = ExternalHop(_external(), max_tokens=32, temperature=0.0)
-    result = run_external_hop(RESPONSES, QUESTIONS, hop)
+    result = _run_external(hop)
     assert result.blind_answers == ["\\boxed{3}", None, None, "\\boxed{blue}"]
-    assert result.counts == {"description_missing": 2, "external_error": 0}
+    assert result.grades == [[1.0], None, None, [1.0]]
+    assert result.counts == {
+        "description_missing": 2,
+        "description_misplaced": 0,
+        "description_leak": 0,
+        "external_error": 0,
+    }
     assert len(_Handler.log) == 3  # two prompts, one of them retried after the 429
     assert all(req["model"] == "judge-model" and req["max_tokens"] == 32 for req in _Handler.log)
 
@@ -117,7 +306,7 @@ def test_external_hop_counts_failures_after_retries(server, monkeypatch) -> None
     monkeypatch.setattr("verl.trainer.self_reward.time.sleep", lambda s: None)
     _Handler.script[:] = ["500", "garbage", "500", "garbage"]
     hop = ExternalHop(_external(max_retries=1), max_tokens=8, temperature=0.0)
-    result = run_external_hop(RESPONSES, QUESTIONS, hop)
+    result = _run_external(hop)
     assert result.blind_answers[1] is None and result.counts["external_error"] == 2
     assert hop.errors == 2
 

@@ -238,3 +238,124 @@ def test_use_torch_compile_compiles_the_log_prob_head_with_the_same_results(mode
     got = compiled._response_log_probs(logits, responses, 0.7, True)
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_padding_rows_of_weight_zero_are_not_trained(model, batch) -> None:
+    """3 rows over 2 ranks: rank 1 gets row 2 and a copy of row 0 for padding. Its update equals the update on
+    row 2 alone, so row 0 is not trained twice."""
+    from verl.single_controller.decorator import Dispatch, dispatch
+
+    data = _prepared(model, batch)[:3]
+    call = dispatch(Dispatch.DP_COMPUTE_PROTO, 2, (data,), {})
+    padded_chunk = call.args[1][0]
+    assert padded_chunk.batch["loss_weight"].tolist() == [1.0, 0.0]
+    with_padding = _updated_params(model, padded_chunk, global_batch_size_per_device=2)
+    alone = _updated_params(model, data[2:3], global_batch_size_per_device=2)
+    for key in alone:
+        torch.testing.assert_close(with_padding[key], alone[key], atol=1e-6, rtol=1e-5)
+
+
+def test_per_row_temperature_and_greedy_rows(model, batch) -> None:
+    """A ``temperature`` column scores each row at its own temperature; 0 (greedy) is scored at 1, not NaN."""
+    actor = DataParallelActor(_actor_config(), model)
+    rows = copy.copy(batch)
+    rows.batch = batch.batch.clone()
+    rows.batch["temperature"] = torch.tensor([1.0, 0.0, 2.0, 0.5])
+    ours = actor.compute_log_prob(rows).batch["log_probs"]
+    assert torch.isfinite(ours).all()
+    for i, temperature in enumerate([1.0, 1.0, 2.0, 0.5]):
+        alone = actor.compute_log_prob(batch, temperature=temperature).batch["log_probs"]
+        torch.testing.assert_close(ours[i], alone[i], atol=1e-5, rtol=1e-5)
+    greedy = actor.compute_log_prob(batch, temperature=0.0).batch["log_probs"]
+    torch.testing.assert_close(greedy, actor.compute_log_prob(batch, temperature=1.0).batch["log_probs"])
+
+
+def test_loss_weights_give_each_group_its_own_token_mean(model, batch) -> None:
+    """Weights (1 - h) / T1 on rows 0-1 and h / T2 on rows 2-3 update like the loss (1 - h) L(0-1) + h L(2-3)."""
+    data = _prepared(model, batch)
+    mask = data.batch["response_mask"].float()
+    h = 0.3
+    t1, t2 = float(mask[:2].sum()), float(mask[2:].sum())
+    weighted = copy.copy(data)
+    weighted.batch = data.batch.clone()
+    weighted.batch["loss_weight"] = torch.tensor([(1 - h) / t1] * 2 + [h / t2] * 2)
+    ours = _updated_params(model, weighted, micro_batch_size_per_device_for_update=1)
+    # the same loss by hand: token-mean of each half, mixed, on a plain (unweighted) actor through advantages
+    clone = copy.deepcopy(model)
+    optimizer = torch.optim.SGD(clone.parameters(), lr=0.1)
+    actor = DataParallelActor(_actor_config(), clone, optimizer)
+    optimizer.zero_grad()
+    for part, share in ((slice(0, 2), 1 - h), (slice(2, 4), h)):
+        loss, _ = actor._micro_loss(data[part], 1.0)
+        (loss * share).backward()
+    optimizer.step()
+    for key, value in clone.named_parameters():
+        torch.testing.assert_close(ours[key], value.detach(), atol=1e-6, rtol=1e-5)
+
+
+def test_v2_update_batch_on_the_tiny_model_minimises_the_two_hop_formula(model, batch, tiny_tokenizer) -> None:
+    """The second hop's rows (text only, greedy, different widths) joined to an image batch by
+    ``SelfRewardHop.update_batch`` update the real model exactly like ``0.5 * L_first + 0.5 * L_second``, each
+    hop's loss a token mean over its own tokens, its rows scored at their own temperature."""
+    import numpy as np
+
+    from verl.trainer.self_reward import HopResult, Sampling, SelfRewardHop, text_prompt_batch
+
+    hop = SelfRewardHop(tiny_tokenizer, Sampling(1, 4, 0.0, 1.0), generate=lambda ids, s: ["x"] * len(ids))
+    prompts = text_prompt_batch([hop.prompt_ids(d, "How many?") for d in ("two dots", "a red square")], 0, True)
+    responses = torch.tensor([[11, 12, 13, 0], [21, 0, 0, 0], [31, 32, 0, 0]])
+    response_mask = (responses != 0).long()
+    rows = [0, 0, 1]  # blind answers 0 and 1 answer description 0
+    attention = torch.cat([prompts.batch["attention_mask"][rows], response_mask], dim=1)
+    positions = ((attention.cumsum(-1) - 1).clamp(min=0) * attention).unsqueeze(1).expand(-1, 3, -1).clone()
+    sequences = DataProto.from_dict(
+        tensors={
+            "input_ids": torch.cat([prompts.batch["input_ids"][rows], responses], dim=1),
+            "attention_mask": attention,
+            "position_ids": positions,
+            "responses": responses,
+            "response_mask": response_mask,
+        }
+    )
+    result = HopResult(
+        descriptions=["two dots", "a red square", None, None],
+        blind_answers=[["a", "b"], ["c"], None, None],
+        grades=[[1.0, 0.0], [1.0], None, None],
+        sequences=sequences,
+        sources=[0, 0, 1],
+    )
+    main = _prepared(model, batch)
+    main.batch["returns"] = main.batch["advantages"]
+    main.non_tensor_batch["uid"] = np.array(["a", "a", "b", "b"], dtype=object)
+    main.meta_info["temperature"] = 1.0
+    scorer = DataParallelActor(_actor_config(), model)
+
+    class Workers:
+        def compute_log_probs(self, data: DataProto) -> DataProto:
+            return scorer.compute_log_prob(data).rename("log_probs", "old_log_probs")
+
+        def compute_ref_log_probs(self, data: DataProto) -> DataProto:
+            return scorer.compute_log_prob(data).rename("log_probs", "ref_log_probs")
+
+    out = hop.update_batch(main, result, Workers(), 0.5, world_size=1, mini_batches=1, loss_avg_mode="token-mean")
+    assert len(out) == 7 and out.meta_info["mini_batch_rows"] == 7
+    assert out.batch["temperature"].tolist() == [1.0] * 4 + [0.0] * 3
+
+    clone = copy.deepcopy(model)
+    actor = DataParallelActor(
+        _actor_config(global_batch_size_per_device=7), clone, torch.optim.SGD(clone.parameters(), lr=0.1)
+    )
+    metrics = actor.update_policy(out)
+    assert metrics["actor/non_finite_skipped"] == [0.0]
+
+    by_hand = copy.deepcopy(model)
+    optimizer = torch.optim.SGD(by_hand.parameters(), lr=0.1)
+    plain = DataParallelActor(_actor_config(), by_hand, optimizer)
+    unweighted = out.select(batch_keys=[k for k in out.batch if k != "loss_weight"])
+    optimizer.zero_grad()
+    for part in (slice(0, 4), slice(4, 7)):
+        loss, _ = plain._micro_loss(unweighted[part], 1.0)
+        (0.5 * loss).backward()
+    optimizer.step()
+    for key, value in by_hand.named_parameters():
+        torch.testing.assert_close(dict(clone.named_parameters())[key].detach(), value.detach(), atol=1e-6, rtol=1e-5)

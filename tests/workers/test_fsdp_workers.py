@@ -141,8 +141,8 @@ def test_a_non_finite_loss_on_one_rank_skips_the_update_on_every_rank(actor_grou
     # Not blocking, so that ranks stuck in a collective fail the test instead of hanging it.
     future = actor_group._call("update_actor", Dispatch.DP_COMPUTE_PROTO, False, (data,), {})
     metrics = future.get(timeout_s=120).meta_info["metrics"]
-    # the driver sees rank 0's metrics: rank 0's own loss was finite, it skipped because rank 1's was not
-    assert metrics["actor/non_finite_skipped"] == [1.0], metrics
+    # the driver sees every rank's metrics: rank 0's own loss was finite, it skipped because rank 1's was not
+    assert metrics["actor/non_finite_skipped"] == [1.0, 1.0], metrics
     assert not metrics.get("actor/grad_norm")
     after = actor_group.actor_state_dict()
     assert all(torch.equal(after[name], before[name]) for name in before), "no rank applied the update"

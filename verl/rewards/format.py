@@ -14,10 +14,18 @@ trailing character, is deliberately not reproduced. The response text is only ma
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from .extract import find_closing_brace
 
-__all__ = ["MAX_TRAILING_CHARS", "cot_format_ok", "extract_description", "seethink_format_ok"]
+__all__ = [
+    "MAX_TRAILING_CHARS",
+    "DescriptionCheck",
+    "check_description",
+    "cot_format_ok",
+    "extract_description",
+    "seethink_format_ok",
+]
 
 MAX_TRAILING_CHARS = 64
 """Tag-free text allowed after the final ``\\boxed{}`` (e.g. "." or "This is the final answer.")."""
@@ -75,12 +83,38 @@ def seethink_format_ok(response: str | None) -> bool:
     return _ends_with_boxed_answer(response[think[1] :])
 
 
-def extract_description(response: str | None) -> str | None:
-    """Text of the first closed ``<description>...</description>`` (stripped); None when there is none or it is
-    empty. Never the whole response: a response without a description gets no perception reward."""
+class DescriptionCheck(NamedTuple):
+    """Whether a response's description may earn the perception reward, and why not.
+
+    ``status`` is ``ok`` (``text`` is the description), ``missing`` (no closed, non-empty description),
+    ``misplaced`` (a description exists but does not open the response, or holds ``<think>``: it came after or
+    inside the reasoning) or ``leak`` (the opening description holds a ``\\boxed{}``/``\\fbox{}``: the answer
+    copied into it)."""
+
+    text: str | None
+    status: str
+
+
+def check_description(response: str | None) -> DescriptionCheck:
+    """The description that opens ``response`` (before ``<think>``) and holds no boxed answer.
+
+    Only such a description earns perception: otherwise the cheapest way to the maximum reward is to write the
+    answer into the description, or to describe the image after having reasoned to the answer."""
     if not response:
-        return None
+        return DescriptionCheck(None, "missing")
     match = re.search(r"<description>(.*?)</description>", response, flags=re.DOTALL)
-    if match is None:
-        return None
-    return match.group(1).strip() or None
+    if match is None or not match.group(1).strip():
+        return DescriptionCheck(None, "missing")
+    text = match.group(1).strip()
+    if response[: match.start()].strip() or re.search(r"</?\s*think\s*>", text, flags=re.IGNORECASE):
+        return DescriptionCheck(None, "misplaced")
+    if _BOX_START.search(text):
+        return DescriptionCheck(None, "leak")
+    return DescriptionCheck(text, "ok")
+
+
+def extract_description(response: str | None) -> str | None:
+    """Text of the description that may earn perception (``check_description``), stripped; None when there is
+    none, it is empty, misplaced or holds a boxed answer. Never the whole response: a response without a
+    usable description gets no perception reward."""
+    return check_description(response).text

@@ -20,11 +20,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from .extract import extract_answer, extract_boxed, parse_choice
-from .format import cot_format_ok, extract_description, seethink_format_ok
+from .format import check_description, cot_format_ok, seethink_format_ok
 from .grader import grade_answer, normalize_answer
 
 __all__ = [
     "description_leaks",
+    "grade_blind_answer",
     "self_reward",
     "seethink_reward",
     "validation_reward",
@@ -50,6 +51,16 @@ def _check(reward_inputs: list[dict[str, Any]], format_weight: float, kwargs: di
 def _accuracy(response: str | None, ground_truth: Any) -> float:
     answer = extract_boxed(response)
     return float(answer is not None and grade_answer(answer, ground_truth))
+
+
+def grade_blind_answer(answer: str | None, ground_truth: Any) -> float:
+    """1.0 when a blind (second-hop) answer states the ground truth, else 0.0.
+
+    The answer is found as validation finds it: the last ``\\boxed{}``, else the last ``<answer>`` tag, else a
+    final "The answer is X" / "Answer: X" statement. The perception reward judges what the description let the
+    blind reader conclude, not the blind answer's formatting (``perception_format`` logs that)."""
+    found = extract_answer(answer) if answer else None
+    return float(found is not None and grade_answer(found, ground_truth))
 
 
 def _format_reward(reward_inputs: list[dict[str, Any]], format_weight: float, format_ok: Any) -> list[dict[str, float]]:
@@ -129,13 +140,17 @@ def self_reward(
 
     - ``accuracy``: the response's boxed answer graded against the ground truth;
     - ``format``: see-think format (description, think, box in order);
-    - ``perception``: the blind answer's boxed answer graded against the ground truth (the mean when there are
-      several). 0 when the response has no (or an empty) description, or ``blind_answer`` is None: the whole
-      response is never graded in its place;
+    - ``perception``: the blind answer graded against the ground truth (``grade_blind_answer``; the mean when
+      there are several). 0 unless the response opens with a non-empty description that holds no boxed answer
+      (``check_description``), and 0 when ``blind_answer`` is None: the whole response is never graded in its
+      place, and an answer copied into the description, or a description written after the reasoning, earns
+      nothing;
     - ``perception_format``: the blind answer has ``<think>...</think> ... \\boxed{}`` (mean over blind answers);
     - ``description_missing``: 1 when the response has no non-empty description;
+    - ``description_misplaced``: 1 when it has one, but not before ``<think>`` at the start of the response;
+    - ``description_leak``: 1 when the opening description holds a ``\\boxed{}``/``\\fbox{}``;
     - ``leak_guarded``: 1 when ``leak_guard`` zeroed the perception because the description itself states the
-      answer (``description_leaks``).
+      answer (``description_leaks``; opt-in, as a faithful description of a counting image names the count).
     """
     _check(reward_inputs, format_weight, kwargs, "self_reward")
     scores = []
@@ -144,13 +159,13 @@ def self_reward(
         truth = item["ground_truth"]
         accuracy = _accuracy(response, truth)
         fmt = float(seethink_format_ok(response))
-        description = extract_description(response)
-        blind = _as_list(item.get("blind_answer")) if description is not None else []
+        description = check_description(response)
+        blind = _as_list(item.get("blind_answer")) if description.text is not None else []
         perception = perception_format = 0.0
         if blind:
-            perception = sum(_accuracy(b, truth) for b in blind) / len(blind)
+            perception = sum(grade_blind_answer(b, truth) for b in blind) / len(blind)
             perception_format = sum(float(cot_format_ok(b)) for b in blind) / len(blind)
-        leaked = leak_guard and description is not None and description_leaks(description, truth)
+        leaked = leak_guard and description.text is not None and description_leaks(description.text, truth)
         if leaked:
             perception = 0.0
         scores.append(
@@ -160,7 +175,9 @@ def self_reward(
                 "format": fmt,
                 "perception": perception,
                 "perception_format": perception_format,
-                "description_missing": float(description is None),
+                "description_missing": float(description.status == "missing"),
+                "description_misplaced": float(description.status == "misplaced"),
+                "description_leak": float(description.status == "leak"),
                 "leak_guarded": float(leaked),
             }
         )

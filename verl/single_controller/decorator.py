@@ -34,8 +34,10 @@ class Dispatch(Enum):
 
     DP_COMPUTE_PROTO = "dp_compute_proto"
     """Each DataProto argument is split into ``world_size`` equal chunks (padded first when the batch does not divide,
-    by repeating rows from the start) and rank ``i`` gets chunk ``i``; other arguments go to every rank unchanged.
-    DataProto results are concatenated in rank order and the rows produced for the padding are dropped. When no
+    with copies of rows from the start whose ``loss_weight`` is 0, so no row is trained twice) and rank ``i`` gets
+    chunk ``i``; other arguments go to every rank unchanged. DataProto results are concatenated in rank order and the
+    rows produced for the padding are dropped; the ``metrics`` of their ``meta_info`` (name -> list of values) are
+    concatenated over the ranks, in rank order, so the driver reduces every rank's values and not only rank 0's. When no
     rank returns a DataProto the driver gets the per-rank list (``None`` when every rank returned ``None``)."""
 
     ALL_TO_ALL = "all_to_all"
@@ -145,6 +147,8 @@ def _dispatch_dp_proto(world_size: int, args: tuple[Any, ...], kwargs: dict[str,
         if not isinstance(value, DataProto):
             return [value] * world_size
         padded, pad_size = value.pad_to_divisor(world_size)
+        if pad_size:
+            padded = padded.with_padding_weight(len(value))
         return padded.chunk(world_size)
 
     split_args = [split(value) for value in args]
@@ -176,6 +180,9 @@ def _collect_dp_proto(results: list[Any], call: DispatchedCall) -> Any:
         kinds = [type(result).__name__ for result in results]
         raise TypeError(f"DP_COMPUTE_PROTO results must all be DataProto or none of them, got {kinds}")
     output = DataProto.concat(results)
+    merged = merge_rank_metrics([result.meta_info.get("metrics") for result in results])
+    if merged is not None:
+        output.meta_info["metrics"] = merged
     if call.pad_size == 0:
         return output
     # Each rank returned ``ratio`` rows per input row (0 for metrics-only results, n for n samples per prompt);
@@ -187,3 +194,19 @@ def _collect_dp_proto(results: list[Any], call: DispatchedCall) -> Any:
             "or pass a batch that divides by the world size"
         )
     return output.unpad(call.pad_size * (len(output) // call.padded_length))
+
+
+def merge_rank_metrics(per_rank: list[Any]) -> dict[str, Any] | None:
+    """One metrics dict from every rank's (rank order): the value lists of a name are concatenated; a scalar (a
+    value the ranks agree on, such as a learning rate) is rank 0's. None when no rank reported metrics."""
+    dicts = [m for m in per_rank if isinstance(m, dict)]
+    if not dicts:
+        return None
+    merged: dict[str, Any] = {}
+    for metrics in dicts:
+        for key, value in metrics.items():
+            if isinstance(value, list | tuple):
+                merged.setdefault(key, []).extend(value)
+            else:
+                merged.setdefault(key, value)
+    return merged

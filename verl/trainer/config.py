@@ -222,15 +222,17 @@ class SelfRewardConfig:
     """tokens generated per blind answer"""
     temperature: float = 1.0
     """sampling temperature of the blind answer. 1.0 samples like the paper's runs (the reference
-    implementation reuses the rollout's sampling, temperature 1.0); 0 = greedy, a less noisy perception score"""
+    implementation reuses the rollout's sampling, temperature 1.0); 0 = greedy, a less noisy perception score
+    (trained blind answers are scored at their own temperature, a greedy one at 1)"""
     top_p: float = 1.0
     """nucleus sampling of the blind answer"""
     n: int = 1
     """blind answers per description; the perception reward is their mean accuracy (paper: 1)"""
     train_second_hop: bool = False
-    """also train on the blind-answer tokens (v2), with their own log-probs, KL and advantages"""
+    """also train on the blind answers (v2): each one a row with its own grade, log-probs, KL and advantage"""
     second_hop_weight: float = 0.5
-    """loss weight of the second hop when it is trained; the first hop gets ``1 - second_hop_weight``"""
+    """``h``: the update minimises ``(1 - h) * L_first + h * L_second``, each hop's loss averaged over its own
+    tokens (rows, for the sequence ``loss_avg_mode``s)"""
     leak_guard: bool = False
     """score 0 perception for a description that already states the final answer (guards the leak where the
     answer is copied into the description)"""
@@ -298,11 +300,14 @@ class AlgorithmConfig:
     kl_target: float = 0.1
     """adaptive controller target KL"""
     online_filtering: bool = False
-    """drop groups whose mean ``filter_key`` reward is outside [filter_low, filter_high] and refill (DAPO)"""
+    """drop the groups whose training signal is the same for every response (zero advantage) and refill (DAPO)"""
     filter_key: str = "overall"
-    """reward channel used by online filtering"""
-    filter_low: float = 0.01
-    filter_high: float = 0.99
+    """the signal of online filtering (a reward component), whatever its range; with ``reward_channels`` the
+    weighted channels are the signal and ``filter_key`` only feeds ``filter_low``/``filter_high``"""
+    filter_low: float | None = None
+    """optional: also drop groups whose mean ``filter_key`` is not above this"""
+    filter_high: float | None = None
+    """optional: also drop groups whose mean ``filter_key`` is not below this"""
     reward_channels: dict[str, float] = field(default_factory=dict)
     """weights of reward channels that each get their own GRPO advantage, e.g. ``{accuracy: 1.0, perception:
     1.0}``; empty = one channel, ``overall``. ``self_reward.mode=multi_reward`` fills that example when empty"""
@@ -331,12 +336,19 @@ class AlgorithmConfig:
         if self.disable_kl and self.use_kl_loss:
             logger.info("algorithm.disable_kl=true: no KL term, so algorithm.use_kl_loss=true is ignored")
             self.use_kl_loss = False
-        if self.online_filtering:
+        if self.online_filtering and self.filter_low is not None and self.filter_high is not None:
             require(
                 self.filter_low < self.filter_high,
                 "filter_low",
                 f"must be < algorithm.filter_high, got {self.filter_low} >= {self.filter_high}",
             )
+        require(
+            not (self.self_reward.train_second_hop and not self.disable_kl and not self.use_kl_loss),
+            "self_reward.train_second_hop",
+            "gives the blind answers their own KL as a loss term; with the KL in the reward "
+            "(algorithm.use_kl_loss=false) they would get none: set algorithm.use_kl_loss=true (the paper's "
+            "recipe) or algorithm.disable_kl=true",
+        )
         if self.self_reward.mode == "multi_reward" and not self.reward_channels:
             self.reward_channels = {"accuracy": 1.0, "perception": 1.0}
         for name, weight in self.reward_channels.items():

@@ -312,6 +312,7 @@ def compute_multi_reward_advantage(
     index: Sequence[Hashable] | np.ndarray,
     norm_adv_by_std: bool = True,
     eps: float = 1e-6,
+    penalty: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Multi-reward policy optimisation (Vision-SR1 v2, arXiv 2508.19652): each reward channel ``c`` (e.g.
     ``accuracy``, ``perception``) is GRPO-normalised within the prompt's group on its own,
@@ -320,7 +321,11 @@ def compute_multi_reward_advantage(
 
     Normalising separately keeps a low-variance channel from being drowned by a high-variance one (with a plain
     sum, perception would only matter where accuracy ties). ``weights`` names the channels used; a weight for a
-    channel missing from ``channel_scores`` raises. Returns ``(advantages, returns)`` (equal)."""
+    channel missing from ``channel_scores`` raises. Returns ``(advantages, returns)`` (equal).
+
+    ``penalty`` (per response, e.g. the KL-in-reward term ``-beta * sum_t kl_t``) is added centred within the
+    group, ``A_i += p_i - mean_g(p)``, but not divided by its std: it stays in reward units, scaled by its own
+    coefficient, instead of being blown up to the size of a whole channel."""
     if not weights:
         raise ValueError("compute_multi_reward_advantage needs at least one channel weight")
     missing = [name for name in weights if name not in channel_scores]
@@ -330,6 +335,8 @@ def compute_multi_reward_advantage(
     for name, weight in weights.items():
         scores = channel_scores[name].to(device=response_mask.device, dtype=torch.float32)
         combined = combined + float(weight) * _grpo_normalise(scores, index, norm_adv_by_std, eps)
+    if penalty is not None:
+        combined = combined + _grpo_normalise(penalty.to(combined), index, False, eps)
     advantages = _broadcast(combined, response_mask)
     return advantages, advantages
 
@@ -341,7 +348,12 @@ _LOSS_AGG_ALIASES = {"token": "token-mean", "seq": "seq-mean-token-mean"}
 
 
 def aggregate_loss(
-    loss_mat: torch.Tensor, mask: torch.Tensor, mode: str, max_length: int | None = None
+    loss_mat: torch.Tensor,
+    mask: torch.Tensor,
+    mode: str,
+    max_length: int | None = None,
+    row_weights: torch.Tensor | None = None,
+    weight_total: float | torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Reduce a token-level loss ``(batch, len)`` to a scalar.
 
@@ -353,8 +365,18 @@ def aggregate_loss(
 
     EasyR1's ``token`` and ``seq`` are accepted for ``token-mean`` and ``seq-mean-token-mean``. Sequence modes
     average over all rows (a row without valid tokens adds 0), matching micro-batch weights ``rows / rows``.
+
+    With per-row ``row_weights`` ``w`` the same means are weighted, over a total the caller gives (it may span
+    several micro-batches and ranks): ``sum_i w_i * sum_t(L * m) / weight_total`` for ``token-mean`` (the total
+    being ``sum_i w_i * sum_t(m)``), and ``sum_i w_i * s_i / weight_total`` with ``s_i`` the row's term above for
+    the sequence modes (the total being ``sum_i w_i``; see :func:`loss_weight_total`). Rows of weight 0 (padding)
+    drop out; weights ``(1 - h) / N1`` and ``h / N2`` on two groups of rows give ``(1 - h) L_1 + h L_2``.
     """
     mode = _LOSS_AGG_ALIASES.get(mode, mode)
+    if row_weights is not None:
+        if weight_total is None:
+            weight_total = loss_weight_total(mask, mode, row_weights)
+        return (_row_terms(loss_mat, mask, mode, max_length) * row_weights.to(loss_mat.dtype)).sum() / weight_total
     if mode == "token-mean":
         return masked_mean(loss_mat, mask)
     token_sum = masked_sum(loss_mat, mask, dim=-1)
@@ -369,6 +391,29 @@ def aggregate_loss(
         return (token_sum / float(length)).mean()
     valid = ", ".join((*LOSS_AGG_MODES, *_LOSS_AGG_ALIASES))
     raise ValueError(f"unknown loss_avg_mode {mode!r}; valid: {valid}")
+
+
+def _row_terms(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str, max_length: int | None) -> torch.Tensor:
+    token_sum = masked_sum(loss_mat, mask, dim=-1)
+    if mode in ("token-mean", "seq-mean-token-sum"):
+        return token_sum
+    if mode == "seq-mean-token-mean":
+        return token_sum / mask.to(loss_mat.dtype).sum(dim=-1).clamp(min=1.0)
+    if mode == "seq-mean-token-sum-norm":
+        return token_sum / float(loss_mat.shape[-1] if max_length is None else max_length)
+    valid = ", ".join((*LOSS_AGG_MODES, *_LOSS_AGG_ALIASES))
+    raise ValueError(f"unknown loss_avg_mode {mode!r}; valid: {valid}")
+
+
+def loss_weight_total(mask: torch.Tensor, mode: str, row_weights: torch.Tensor) -> torch.Tensor:
+    """The denominator of the weighted :func:`aggregate_loss` over these rows: ``sum_i w_i * sum_t(m)`` for
+    ``token-mean``, ``sum_i w_i`` otherwise. Summed over micro-batches and ranks, it makes the weighted mean
+    exact for the whole mini-batch."""
+    mode = _LOSS_AGG_ALIASES.get(mode, mode)
+    weights = row_weights.to(torch.float32)
+    if mode == "token-mean":
+        return (weights * mask.to(torch.float32).sum(dim=-1)).sum()
+    return weights.sum()
 
 
 # --------------------------------------------------------------------------------------------- policy and value loss
@@ -390,6 +435,8 @@ def compute_policy_loss(
     loss_max_length: int | None = None,
     tau_positive: float = 1.0,
     tau_negative: float = 1.05,
+    row_weights: torch.Tensor | None = None,
+    weight_total: float | torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Policy-gradient loss (to minimise) and its metrics.
 
@@ -414,7 +461,8 @@ def compute_policy_loss(
       fades smoothly as ``r`` leaves 1, faster for larger ``tau``; the clip ratios are not used. Its value at
       ``r = 1`` is ``-A * 2 / tau``, not ``-A``: only the gradient matches PPO there.
 
-    The token losses are reduced by ``aggregate_loss(L, response_mask, loss_avg_mode, loss_max_length)``.
+    The token losses are reduced by ``aggregate_loss(L, response_mask, loss_avg_mode, loss_max_length)``, weighted
+    per row when ``row_weights`` is given (see :func:`aggregate_loss`).
 
     Metrics (floats, means over valid tokens): ``pg_clipfrac_higher`` = share of tokens held at the upper bound
     ``1 + clip_ratio_high`` (A > 0, r above it; for cispo: any token whose weight was clipped down to it),
@@ -462,7 +510,7 @@ def compute_policy_loss(
         at_low = negative & (ratio < low)
         dual = negative & (ratio > clip_ratio_dual)
 
-    loss = aggregate_loss(token_loss, response_mask, loss_avg_mode, loss_max_length)
+    loss = aggregate_loss(token_loss, response_mask, loss_avg_mode, loss_max_length, row_weights, weight_total)
     with torch.no_grad():
         metrics = {
             "pg_clipfrac_higher": float(masked_mean(at_high.float(), response_mask)),

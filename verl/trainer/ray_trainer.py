@@ -15,6 +15,7 @@ import time
 import uuid
 import zlib
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,28 +31,19 @@ from .balance import balanced_order
 from .config import PPOConfig
 from .loop import TrainingLoop
 from .metrics import compute_data_metrics, reduce_metrics
-from .self_reward import ExternalHop, HopResult, run_external_hop, run_hop
+from .self_reward import HopResult, SelfRewardHop, decode_responses
 
 logger = logging.getLogger(__name__)
 
 
-def build_text_prompts(prompt_ids: list[list[int]], pad_id: int, multimodal: bool) -> DataProto:
-    """A left-padded, text-only prompt batch (what the self-reward hop sends to the rollout engine)."""
-    length = max(len(p) for p in prompt_ids)
-    input_ids = torch.full((len(prompt_ids), length), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros_like(input_ids)
-    for i, ids in enumerate(prompt_ids):
-        input_ids[i, length - len(ids) :] = torch.tensor(ids)
-        attention_mask[i, length - len(ids) :] = 1
-    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0) * attention_mask
-    if multimodal:  # text tokens advance all three M-RoPE axes together
-        positions = positions.unsqueeze(1).expand(-1, 3, -1).clone()
-    raw = np.empty(len(prompt_ids), dtype=object)
-    raw[:] = [list(p) for p in prompt_ids]
-    return DataProto.from_dict(
-        tensors={"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": positions},
-        non_tensors={"raw_prompt_ids": raw},
-    )
+@dataclass
+class StepBatch:
+    """One step's rollout after the hop and the reward: the rows, the reward components per row, and the hop's
+    result (None without a hop, or after online filtering, which does not keep it)."""
+
+    batch: DataProto
+    components: dict[str, list[float]]
+    hop: HopResult | None = None
 
 
 class RayPPOTrainer(TrainingLoop):
@@ -70,8 +62,6 @@ class RayPPOTrainer(TrainingLoop):
         from transformers import AutoConfig
 
         self.hf_config = AutoConfig.from_pretrained(model_cfg.model_path, trust_remote_code=model_cfg.trust_remote_code)
-        if config.algorithm.self_reward.enable and config.algorithm.self_reward.leak_guard:
-            config.worker.reward.reward_function_kwargs.setdefault("leak_guard", True)
         self.reward_fn = RewardManager(config.worker.reward, self.tokenizer)
         self.val_reward_fn = RewardManager(config.worker.val_reward, self.tokenizer)
         self.kl_ctrl = core_algos.get_kl_controller(
@@ -82,11 +72,6 @@ class RayPPOTrainer(TrainingLoop):
             raise ValueError(
                 "algorithm.self_reward.train_second_hop and algorithm.online_filtering cannot be combined yet: "
                 "filtering drops rows after the hop, and the hop's sequences are matched to rows by position"
-            )
-        self.external_hop = None
-        if self.hop_cfg.enable and self.hop_cfg.backend == "external":
-            self.external_hop = ExternalHop(
-                self.hop_cfg.external, self.hop_cfg.max_tokens, self.hop_cfg.temperature, self.hop_cfg.top_p
             )
         actor = config.worker.actor
         # On-policy update (one epoch over one mini-batch) and nothing reads the old log-probs before it: the
@@ -99,6 +84,18 @@ class RayPPOTrainer(TrainingLoop):
             and not (config.algorithm.use_reference_policy and not config.algorithm.use_kl_loss)
         )
         self._build_data()
+        dataset = self.train_dataset or self.val_dataset
+        self.hop = (
+            SelfRewardHop.from_config(
+                self.hop_cfg,
+                self.tokenizer,
+                lambda prompts: self.actor_rollout.generate_sequences(prompts),
+                multimodal=self.processor is not None,
+                chat_template=getattr(dataset, "chat_template", None),
+            )
+            if self.hop_cfg.enable
+            else None
+        )
         self._nonfinite_streak = 0
         self.actor_rollout = self.critic = None
         self._group_roles: dict[str, str] = {}
@@ -215,55 +212,10 @@ class RayPPOTrainer(TrainingLoop):
     def _check_step(self, metrics: dict[str, Any]) -> None:
         self._check_finite(metrics)
 
-    # ------------------------------------------------------------------ the hop
-
-    def _policy_generate(self, prompt_ids: list[list[int]]) -> tuple[list[str], DataProto]:
-        batch = build_text_prompts(prompt_ids, self.tokenizer.pad_token_id, multimodal=self.processor is not None)
-        batch.meta_info.update(
-            n=self.hop_cfg.n,
-            max_tokens=self.hop_cfg.max_tokens,
-            temperature=self.hop_cfg.temperature,
-            top_p=self.hop_cfg.top_p,
-        )
-        out = self.actor_rollout.generate_sequences(batch)
-        lengths = out.batch["response_mask"].sum(-1).tolist()
-        texts = [
-            self.tokenizer.decode(out.batch["responses"][i, : int(n)], skip_special_tokens=True)
-            for i, n in enumerate(lengths)
-        ]
-        return texts, out
-
-    def _self_reward_hop(self, batch: DataProto) -> HopResult | None:
-        """Blind answers for every response, stored as ``blind_answer`` (None where there is none)."""
-        if not self.hop_cfg.enable:
-            return None
-        responses = self._decode_responses(batch)
-        questions = [str(q) for q in batch.non_tensor_batch["raw_question"]]
-        if self.external_hop is not None:
-            result = run_external_hop(responses, questions, self.external_hop)
-        else:
-            hop_outputs: list[DataProto] = []
-
-            def generate(prompt_ids: list[list[int]]) -> list[str] | list[list[str]]:
-                texts, out = self._policy_generate(prompt_ids)
-                hop_outputs.append(out)
-                n = self.hop_cfg.n
-                return texts if n == 1 else [texts[i : i + n] for i in range(0, len(texts), n)]
-
-            result = run_hop(responses, questions, generate, self.tokenizer)
-            result.output = hop_outputs[0] if hop_outputs else None  # type: ignore[attr-defined]
-        blind = np.empty(len(batch), dtype=object)
-        for i, answer in enumerate(result.blind_answers):  # element-wise: answers may be lists (hop n > 1)
-            blind[i] = answer
-        batch.non_tensor_batch["blind_answer"] = blind
-        return result
+    # ------------------------------------------------------------------ steps
 
     def _decode_responses(self, batch: DataProto) -> list[str]:
-        lengths = batch.batch["response_mask"].sum(-1).tolist()
-        return [
-            self.tokenizer.decode(batch.batch["responses"][i, : int(n)], skip_special_tokens=True)
-            for i, n in enumerate(lengths)
-        ]
+        return decode_responses(batch, self.tokenizer)
 
     # ------------------------------------------------------------------ advantages
 
@@ -274,8 +226,11 @@ class RayPPOTrainer(TrainingLoop):
         index = batch.non_tensor_batch["uid"]
         if alg.reward_channels:
             channels = {name: torch.tensor(components[name], dtype=torch.float32) for name in alg.reward_channels}
+            penalty = None
+            if alg.use_reference_policy and not alg.use_kl_loss:  # KL in the reward: keep it in the advantages
+                penalty = (b["token_level_rewards"] - b["token_level_scores"]).sum(-1)
             advantages, returns = core_algos.compute_multi_reward_advantage(
-                channels, alg.reward_channels, mask, index, norm_adv_by_std=alg.norm_adv_by_std_in_grpo
+                channels, alg.reward_channels, mask, index, norm_adv_by_std=alg.norm_adv_by_std_in_grpo, penalty=penalty
             )
         else:
             advantages, returns = core_algos.compute_advantage(
@@ -293,12 +248,13 @@ class RayPPOTrainer(TrainingLoop):
 
     # ------------------------------------------------------------------ one step
 
-    def _make_batch(self, metrics: dict[str, Any], timing: dict[str, float]) -> DataProto:
-        """Rollout + hop + reward for one step's prompts; with online filtering, keep only groups whose mean
-        ``filter_key`` lies strictly inside (filter_low, filter_high) and refill up to ``max_try_make_batch``."""
+    def _make_batch(self, metrics: dict[str, Any], timing: dict[str, float]) -> StepBatch:
+        """Rollout + hop + reward for one step's prompts; with online filtering, keep only the groups whose
+        training signal varies within the group (``filter_groups``) and refill up to ``max_try_make_batch``."""
         cfg, alg = self.config, self.config.algorithm
         n = cfg.worker.rollout.n
         kept: list[DataProto] = []
+        hops: list[HopResult] = []
         kept_components: dict[str, list[float]] = defaultdict(list)
         kept_prompts, tries = 0, 0
         while kept_prompts < cfg.data.rollout_batch_size:
@@ -306,8 +262,9 @@ class RayPPOTrainer(TrainingLoop):
             if 0 < cfg.trainer.max_try_make_batch < tries:  # -1: no limit
                 raise RuntimeError(
                     f"online filtering kept {kept_prompts} of {cfg.data.rollout_batch_size} prompts after "
-                    f"{cfg.trainer.max_try_make_batch} tries (trainer.max_try_make_batch); widen "
-                    "algorithm.filter_low/filter_high or turn algorithm.online_filtering off"
+                    f"{cfg.trainer.max_try_make_batch} tries (trainer.max_try_make_batch): too few groups whose "
+                    f"{self._filter_signal()} varies; turn algorithm.online_filtering off or sample more "
+                    "(worker.rollout.n)"
                 )
             batch = self._next_batch()
             batch.non_tensor_batch["uid"] = np.array([str(uuid.uuid4()) for _ in range(len(batch))], dtype=object)
@@ -317,10 +274,8 @@ class RayPPOTrainer(TrainingLoop):
                     k for k in ("raw_prompt_ids", "multi_modal_data") if k in batch.non_tensor_batch
                 ],
             )
-            self._enter("rollout")
-            start = time.perf_counter()
-            out = self.actor_rollout.generate_sequences(gen)
-            timing["gen"] = timing.get("gen", 0.0) + time.perf_counter() - start
+            with self.timer("gen", timing, phase="rollout"):
+                out = self.actor_rollout.generate_sequences(gen)
             # Inside "gen" (rank 0's): the engine's own generate call and the weight sync before it.
             for key in ("generate", "weight_sync"):
                 value = out.meta_info.get(f"timing/{key}")
@@ -333,28 +288,18 @@ class RayPPOTrainer(TrainingLoop):
             if alg.adv_estimator == "remax":
                 self._remax_baseline(gen, batch)
 
-            if self.hop_cfg.enable:
-                self._enter("self_reward_hop")
-            start = time.perf_counter()
-            hop = self._self_reward_hop(batch)
-            if hop is not None:
-                timing["self_reward_hop"] = timing.get("self_reward_hop", 0.0) + time.perf_counter() - start
-                for key, value in hop.metrics().items():
-                    if not key.startswith("timing/"):
-                        metrics[key] = value
-                if self.hop_cfg.train_second_hop and getattr(hop, "output", None) is not None:
-                    batch.meta_info["second_hop"] = (hop, hop.output)
+            if self.hop is not None:
+                with self.timer("self_reward_hop", timing):
+                    hops.append(self.hop.annotate(batch))
+                metrics.update({k: v for k, v in hops[-1].metrics().items() if not k.startswith("timing/")})
 
-            self._enter("reward")
-            start = time.perf_counter()
-            scores, components = self.reward_fn.compute_reward(batch)
-            timing["reward"] = timing.get("reward", 0.0) + time.perf_counter() - start
+            with self.timer("reward", timing):
+                scores, components = self.reward_fn.compute_reward(batch)
             batch.batch["token_level_scores"] = scores
             if alg.online_filtering:
-                values = np.array(components[alg.filter_key]).reshape(-1, n).mean(axis=1)
-                keep_groups = np.nonzero((values > alg.filter_low) & (values < alg.filter_high))[0]
+                keep_groups = self._filter_groups(components, n)
                 rows = (keep_groups[:, None] * n + np.arange(n)[None]).reshape(-1)
-                metrics["online_filtering/kept_ratio"] = len(keep_groups) / max(len(values), 1)
+                metrics["online_filtering/kept_ratio"] = len(keep_groups) / max(len(batch) // n, 1)
                 batch = batch[rows.tolist()]
                 components = {k: [v[i] for i in rows] for k, v in components.items()}
             kept.append(batch)
@@ -368,8 +313,29 @@ class RayPPOTrainer(TrainingLoop):
         if len(batch) > limit:
             batch = batch[:limit]
             kept_components = {k: v[:limit] for k, v in kept_components.items()}
-        batch.meta_info["components"] = dict(kept_components)
-        return batch
+        return StepBatch(batch, dict(kept_components), hops[0] if len(hops) == 1 and len(kept) == 1 else None)
+
+    def _filter_signal(self) -> str:
+        alg = self.config.algorithm
+        return f"reward channels {sorted(alg.reward_channels)}" if alg.reward_channels else f"'{alg.filter_key}'"
+
+    def _filter_groups(self, components: dict[str, list[float]], n: int) -> np.ndarray:
+        """Indices of the groups to keep: those where the signal the advantages are computed from varies (every
+        weighted channel of ``algorithm.reward_channels``, else ``algorithm.filter_key``), whatever its range: a
+        group where it is constant has zero advantage and teaches nothing. ``filter_low``/``filter_high``, when
+        set, also bound the group's mean ``filter_key``."""
+        alg = self.config.algorithm
+        names = [k for k, w in alg.reward_channels.items() if w != 0] or [alg.filter_key]
+        varies = np.zeros(len(components[names[0]]) // n, dtype=bool)
+        for name in names:
+            values = np.asarray(components[name], dtype=np.float64).reshape(-1, n)
+            varies |= values.max(axis=1) - values.min(axis=1) > 1e-9
+        mean = np.asarray(components[alg.filter_key], dtype=np.float64).reshape(-1, n).mean(axis=1)
+        if alg.filter_low is not None:
+            varies &= mean > alg.filter_low
+        if alg.filter_high is not None:
+            varies &= mean < alg.filter_high
+        return np.nonzero(varies)[0]
 
     def _balance(
         self, batch: DataProto, components: dict[str, list[float]]
@@ -402,28 +368,25 @@ class RayPPOTrainer(TrainingLoop):
         metrics: dict[str, Any] = {}
         timing: dict[str, float] = {}
         step_start = time.perf_counter()
-        batch = self._make_batch(metrics, timing)
-        components = batch.meta_info.pop("components")
-        second_hop = batch.meta_info.pop("second_hop", None)
+        made = self._make_batch(metrics, timing)
+        batch, components = made.batch, made.components
         batch.meta_info["temperature"] = cfg.worker.rollout.temperature
-        if second_hop is None:  # the second hop's rows are matched to the batch by position
+        second_hop = made.hop if self.hop_cfg.train_second_hop else None
+        if second_hop is None:  # the second hop's rows point at the batch's rows by position
             batch, components = self._balance(batch, components)
 
         self._enter("log_probs")
         if not self.skip_old_log_probs:
-            start = time.perf_counter()
-            batch = batch.union(self.actor_rollout.compute_log_probs(batch))
-            timing["old"] = time.perf_counter() - start
+            with self.timer("old", timing, phase="log_probs"):
+                batch = batch.union(self.actor_rollout.compute_log_probs(batch))
         if alg.use_reference_policy:
-            start = time.perf_counter()
-            batch = batch.union(self.actor_rollout.compute_ref_log_probs(batch))
-            timing["ref"] = time.perf_counter() - start
+            with self.timer("ref", timing, phase="log_probs"):
+                batch = batch.union(self.actor_rollout.compute_ref_log_probs(batch))
         if self.critic is not None:
-            start = time.perf_counter()
-            batch = batch.union(self.critic.compute_values(batch))
-            timing["values"] = time.perf_counter() - start
+            with self.timer("values", timing, phase="log_probs"):
+                batch = batch.union(self.critic.compute_values(batch))
 
-        start = time.perf_counter()
+        adv_start = time.perf_counter()
         if alg.use_reference_policy and not alg.use_kl_loss:
             rewards, kl_metrics = core_algos.apply_kl_penalty(
                 batch.batch["token_level_scores"],
@@ -438,25 +401,21 @@ class RayPPOTrainer(TrainingLoop):
         else:
             batch.batch["token_level_rewards"] = batch.batch["token_level_scores"]
         self._compute_advantage(batch, components)
-        timing["adv"] = time.perf_counter() - start
+        timing["adv"] = time.perf_counter() - adv_start
 
         if self.critic is not None:
-            self._enter("update_critic")
-            start = time.perf_counter()
-            critic_out = self.critic.update_critic(batch)
+            with self.timer("update_critic", timing):
+                critic_out = self.critic.update_critic(batch)
             metrics.update(reduce_metrics(critic_out.meta_info["metrics"]))
-            timing["update_critic"] = time.perf_counter() - start
 
         if self.critic is None or self.global_step >= cfg.trainer.critic_warmup:
             update_batch = batch
-            if second_hop is not None:
-                update_batch = self._with_second_hop(batch, components, *second_hop)
-                metrics["self_reward/second_hop_trained_rows"] = len(update_batch) - len(batch)
-            self._enter("update_actor")
-            start = time.perf_counter()
-            actor_out = self.actor_rollout.update_actor(update_batch)
+            if second_hop is not None and self.hop is not None:
+                update_batch = self.hop.update_batch(batch, second_hop, self.actor_rollout, **self._hop_update_args())
+                metrics["self_reward/second_hop_trained_rows"] = update_batch.meta_info.get("second_hop_rows", 0)
+            with self.timer("update_actor", timing):
+                actor_out = self.actor_rollout.update_actor(update_batch)
             metrics.update(reduce_metrics(actor_out.meta_info["metrics"]))
-            timing["update_actor"] = time.perf_counter() - start
 
         metrics.update(compute_data_metrics(batch, components))
         # Which rows this step trained on, in order: lets a resumed run be checked against an uninterrupted one.
@@ -475,79 +434,15 @@ class RayPPOTrainer(TrainingLoop):
                 metrics["perf/mfu_actor"] = value
         return metrics
 
-    def _with_second_hop(
-        self, batch: DataProto, components: dict[str, list[float]], hop: HopResult, out: DataProto
-    ) -> DataProto:
-        """Append the blind-answer sequences to the update batch with their own (perception) advantages.
-
-        Each blind answer is a separate text-only sequence generated by the policy; its advantage is the GRPO
-        advantage of the perception channel within the original prompt's group, and both hops are weighted
-        ``second_hop_weight`` (0.5: the paper's equal split) through the advantages.
-        """
-        weight = self.hop_cfg.second_hop_weight
-        rows = [i for i, a in enumerate(hop.blind_answers) if a is not None]
-        if not rows:
-            return batch
-        perception = torch.tensor(components["perception"], dtype=torch.float32)
-        index = batch.non_tensor_batch["uid"]
-        scores = torch.zeros_like(batch.batch["response_mask"], dtype=torch.float32)
-        last = (batch.batch["response_mask"].sum(-1) - 1).clamp(min=0)
-        scores[torch.arange(len(batch)), last] = perception
-        adv, _ = core_algos.compute_advantage(
-            "grpo",
-            token_level_rewards=scores,
-            response_mask=batch.batch["response_mask"],
-            index=index,
-            norm_adv_by_std=self.config.algorithm.norm_adv_by_std_in_grpo,
-        )
-        seq_adv = adv.sum(-1) / batch.batch["response_mask"].sum(-1).clamp(min=1)
-        hop_batch = out
-        hop_batch.meta_info["temperature"] = self.hop_cfg.temperature
-        hop_batch = hop_batch.union(self.actor_rollout.compute_log_probs(hop_batch))
-        hop_mask = hop_batch.batch["response_mask"]
-        # Both hops are weighted through their advantages, 2(1-w) and 2w: w = 0.5 (the paper's equal split)
-        # leaves each hop's advantages as they are.
-        hop_batch.batch["advantages"] = seq_adv[rows][:, None] * hop_mask * (2 * weight)
-        if "ref_log_probs" in batch.batch:
-            hop_batch = hop_batch.union(self.actor_rollout.compute_ref_log_probs(hop_batch))
-        main = batch.select(
-            batch_keys=[k for k in batch.batch if k in hop_batch.batch],
-            non_tensor_batch_keys=[],
-        )
-        main.batch["advantages"] = main.batch["advantages"] * (2 * (1 - weight))
-        main = self._pad_to(main, hop_batch)
-        hop_batch = self._pad_to(hop_batch.select(batch_keys=list(main.batch.keys()), non_tensor_batch_keys=[]), main)
-        if "multi_modal_inputs" in batch.non_tensor_batch:
-            main.non_tensor_batch["multi_modal_inputs"] = batch.non_tensor_batch["multi_modal_inputs"]
-            empty = np.empty(len(hop_batch), dtype=object)
-            empty[:] = [None] * len(hop_batch)
-            hop_batch.non_tensor_batch["multi_modal_inputs"] = empty
-        return DataProto.concat([main, hop_batch])
-
-    @staticmethod
-    def _pad_to(data: DataProto, other: DataProto) -> DataProto:
-        """Pad prompt (left) and response (right) dimensions of ``data`` to at least ``other``'s."""
-        b, o = data.batch, other.batch
-        p_len = max(
-            b["input_ids"].shape[1] - b["responses"].shape[1], o["input_ids"].shape[1] - o["responses"].shape[1]
-        )
-        r_len = max(b["responses"].shape[1], o["responses"].shape[1])
-        cur_p = b["input_ids"].shape[1] - b["responses"].shape[1]
-        cur_r = b["responses"].shape[1]
-        left, right = p_len - cur_p, r_len - cur_r
-        if not left and not right:
-            return data
-        tensors = {}
-        for key, value in b.items():
-            if key in ("input_ids", "attention_mask", "position_ids"):  # prompt + response
-                tensors[key] = torch.nn.functional.pad(value, (left, right))
-            elif key == "prompts":  # left-padded prompt only
-                tensors[key] = torch.nn.functional.pad(value, (left, 0))
-            else:  # response-wide: responses, masks, log-probs, advantages
-                tensors[key] = torch.nn.functional.pad(value, (0, right))
-        return DataProto.from_dict(
-            tensors=tensors, non_tensors=dict(data.non_tensor_batch), meta_info=dict(data.meta_info)
-        )
+    def _hop_update_args(self) -> dict[str, Any]:
+        cfg = self.config
+        return {
+            "second_hop_weight": self.hop_cfg.second_hop_weight,
+            "world_size": cfg.trainer.world_size,
+            "mini_batches": max(cfg.data.rollout_batch_size // cfg.worker.actor.global_batch_size, 1),
+            "loss_avg_mode": cfg.worker.actor.loss_avg_mode,
+            "norm_adv_by_std": cfg.algorithm.norm_adv_by_std_in_grpo,
+        }
 
     # ------------------------------------------------------------------ validation
 
@@ -559,7 +454,7 @@ class RayPPOTrainer(TrainingLoop):
         size = self.config.data.val_batch_size if self.config.data.val_batch_size > 0 else len(self.val_dataset)
         loader = ResumableDataLoader(self.val_dataset, size, shuffle=False, drop_last=False)
         per_source: dict[str, list[float]] = defaultdict(list)
-        blind_right, shortcut, with_blind, rows_written = 0, 0, 0, 0
+        blind_right, shortcut, rows_written = 0, 0, 0
         path = self.config.trainer.response_path
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "a", encoding="utf-8") as out_file:
@@ -576,11 +471,11 @@ class RayPPOTrainer(TrainingLoop):
                 for key in ("input_ids", "attention_mask", "position_ids"):
                     batch.batch.pop(key)
                 batch = batch.union(out.select(batch_keys=list(out.batch.keys()), non_tensor_batch_keys=[]))
-                self._self_reward_hop(batch)
+                hop = self.hop.annotate(batch) if self.hop is not None else None
                 _, components = self.val_reward_fn.compute_reward(batch)
                 responses = self._decode_responses(batch)
                 blind = batch.non_tensor_batch.get("blind_answer")
-                blind_scores = self._grade_blind(batch) if blind is not None else None
+                right = hop.blind_right() if hop is not None else None
                 for i, score in enumerate(components["overall"]):
                     per_source[str(batch.non_tensor_batch["data_source"][i])].append(score)
                     record = {
@@ -593,16 +488,15 @@ class RayPPOTrainer(TrainingLoop):
                         "scores": {k: v[i] for k, v in components.items()},
                         "blind_answer": blind[i] if blind is not None else None,
                     }
-                    if blind_scores is not None and blind[i] is not None:
-                        with_blind += 1
-                        blind_right += blind_scores[i] > 0
-                        shortcut += score > 0 and blind_scores[i] <= 0
+                    if right is not None:  # a response without a usable description has a wrong blind answer
+                        blind_right += right[i]
+                        shortcut += score > 0 and not right[i]
                     out_file.write(json.dumps(record, ensure_ascii=False) + "\n")
                     rows_written += 1
         self._log_generations(path, rows_written)
         metrics = {f"val/{source}/overall": float(np.mean(v)) for source, v in per_source.items()}
         metrics["val/overall"] = float(np.mean([s for v in per_source.values() for s in v]))
-        if with_blind or self.hop_cfg.enable:
+        if self.hop is not None:
             metrics["val/blind_accuracy"] = blind_right / max(rows_written, 1)
             metrics["val/language_shortcut_rate"] = shortcut / max(rows_written, 1)
         return metrics
@@ -625,20 +519,6 @@ class RayPPOTrainer(TrainingLoop):
                 record["blind_answer"],
                 record["scores"].get("overall"),
             )
-
-    def _grade_blind(self, batch: DataProto) -> list[float]:
-        from ..rewards.extract import extract_boxed
-        from ..rewards.grader import grade_answer
-
-        def grade(answer: str | None, truth: str) -> float:
-            boxed = extract_boxed(answer) if answer is not None else None
-            return float(boxed is not None and grade_answer(boxed, truth))
-
-        scores = []
-        for answer, truth in zip(batch.non_tensor_batch["blind_answer"], batch.non_tensor_batch["ground_truth"]):
-            answers = answer if isinstance(answer, list) else [answer]
-            scores.append(sum(grade(a, str(truth)) for a in answers) / max(len(answers), 1))
-        return scores
 
     # ------------------------------------------------------------------ non-finite guard
 

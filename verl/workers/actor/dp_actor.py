@@ -142,9 +142,24 @@ def packed_positions(valid: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     return text_pos
 
 
+_WEIGHTED_LOSSES = ("actor/pg_loss", "actor/kl_loss", "actor/entropy")
+
+
+def _scoring_temperature(temperature: float | torch.Tensor) -> float | torch.Tensor:
+    """The temperature the logits are divided by: per row (a ``(B,)`` tensor) or one for all; a greedy
+    sample (temperature 0) is scored by the plain softmax (1), never a division by 0."""
+    if isinstance(temperature, torch.Tensor):
+        temperature = temperature.float()
+        return torch.where(temperature > 0, temperature, torch.ones_like(temperature)).view(-1, 1, 1)
+    return temperature if temperature > 0 else 1.0
+
+
 def _gather_response_log_probs(
-    logits: torch.Tensor, responses: torch.Tensor, temperature: float, with_entropy: bool
+    logits: torch.Tensor, responses: torch.Tensor, temperature: float | torch.Tensor, with_entropy: bool
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    temperature = _scoring_temperature(temperature)
+    if isinstance(temperature, torch.Tensor):
+        temperature = temperature.to(logits.device)
     logits = logits.float() / temperature
     log_probs = torch.gather(F.log_softmax(logits, dim=-1), -1, responses.unsqueeze(-1)).squeeze(-1)
     entropy = core_algos.entropy_from_logits(logits) if with_entropy else None
@@ -178,6 +193,8 @@ class DataParallelActor:
         self, micro: DataProto, temperature: float, with_entropy: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         batch = micro.batch
+        if "temperature" in batch:  # per row: the second hop's rows were sampled at the hop's temperature
+            temperature = batch["temperature"]
         input_ids, attention_mask, position_ids = batch["input_ids"], batch["attention_mask"], batch["position_ids"]
         responses = batch["responses"]
         response_length = responses.shape[-1]
@@ -267,9 +284,17 @@ class DataParallelActor:
 
     # ------------------------------------------------------------------ update
 
-    def _micro_loss(self, micro: DataProto, temperature: float) -> tuple[torch.Tensor, dict[str, float]]:
+    def _micro_loss(
+        self, micro: DataProto, temperature: float, weight_total: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         cfg, batch = self.config, micro.batch
         mask = batch["response_mask"]
+        # Per-row loss weights (the two hops of a v2 step, padding rows at 0): weighted means over the
+        # mini-batch's ``weight_total``; zero-weight rows are left out of the loss and the metrics alike.
+        weights = batch.get("loss_weight", None)
+        if weights is not None:
+            mask = mask * (weights > 0).to(mask.dtype).unsqueeze(-1)
+        weighting = {"row_weights": weights, "weight_total": weight_total}
         # No old log-probs: the trainer found the update on-policy, so the old policy is this one, and the
         # entropy the old pass would have logged is measured here instead.
         on_policy = "old_log_probs" not in batch
@@ -288,20 +313,23 @@ class DataParallelActor:
             loss_avg_mode=cfg.loss_avg_mode,
             tau_positive=cfg.tau_positive,
             tau_negative=cfg.tau_negative,
+            **weighting,
         )
         loss = pg_loss
         out = {f"actor/{k}": float(v) for k, v in metrics.items()}
         out["actor/pg_loss"] = float(pg_loss.detach())
         if cfg.entropy_coeff != 0:
-            entropy_loss = core_algos.aggregate_loss(entropy, mask, cfg.loss_avg_mode)
+            entropy_loss = core_algos.aggregate_loss(entropy, mask, cfg.loss_avg_mode, **weighting)
             loss = loss - cfg.entropy_coeff * entropy_loss
             out["actor/entropy"] = float(entropy_loss.detach())
         elif entropy is not None:
-            out["actor/entropy"] = float(core_algos.aggregate_loss(entropy.detach(), mask, cfg.loss_avg_mode))
+            out["actor/entropy"] = float(
+                core_algos.aggregate_loss(entropy.detach(), mask, cfg.loss_avg_mode, **weighting)
+            )
             del entropy  # frees the entropy branch of the graph before the backward
         if cfg.use_kl_loss and not cfg.disable_kl:
             kl = core_algos.compute_kl(log_probs, batch["ref_log_probs"], cfg.kl_penalty)
-            kl_loss = core_algos.aggregate_loss(kl, mask, cfg.loss_avg_mode)
+            kl_loss = core_algos.aggregate_loss(kl, mask, cfg.loss_avg_mode, **weighting)
             loss = loss + cfg.kl_coef * kl_loss
             out["actor/kl_loss"] = float(kl_loss.detach())
         return loss, out
@@ -311,6 +339,21 @@ class DataParallelActor:
         if self.config.loss_avg_mode in ("token-mean", "token"):
             return float(micro.batch["response_mask"].sum()) / max(float(mini.batch["response_mask"].sum()), 1.0)
         return len(micro) / len(mini)
+
+    def _weight_total(self, mini: DataProto) -> torch.Tensor | None:
+        """This rank's share of the mini-batch's loss-weight total (``core_algos.loss_weight_total`` summed over
+        the ranks, divided by their number: the gradient average over ranks then gives the weighted mean of
+        the whole mini-batch); None when the rows carry no ``loss_weight``."""
+        if "loss_weight" not in mini.batch:
+            return None
+        total = core_algos.loss_weight_total(
+            mini.batch["response_mask"], self.config.loss_avg_mode, mini.batch["loss_weight"]
+        ).detach()
+        world = 1
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(total, op=dist.ReduceOp.SUM)
+            world = dist.get_world_size()
+        return (total / world).clamp(min=1e-12)
 
     def update_policy(self, data: DataProto, temperature: float = 1.0) -> dict[str, list[float]]:
         """PPO-style update: ``ppo_epochs`` passes over mini-batches of ``global_batch_size_per_device`` rows,
@@ -325,19 +368,28 @@ class DataParallelActor:
         self.module.train()
         metrics: dict[str, list[float]] = defaultdict(list)
         mini_size = cfg.global_batch_size_per_device if cfg.global_batch_size_per_device > 0 else len(data)
+        mini_size = int(data.meta_info.get("mini_batch_rows", mini_size))  # v2: both hops' rows per mini-batch
         skipped = 0
         for _ in range(cfg.ppo_epochs):
             for mini in _micro_batches(data, mini_size):
                 self.optimizer.zero_grad(set_to_none=True)
                 finite = True
+                weight_total = self._weight_total(mini)
+                partial: dict[str, float] = defaultdict(float)
                 for _, micro in micro_batches(mini, cfg.micro_batch_size_per_device_for_update, cfg):
-                    loss, micro_metrics = self._micro_loss(micro, temperature)
+                    loss, micro_metrics = self._micro_loss(micro, temperature, weight_total)
                     if not _finite_on_every_rank(loss):
                         finite = False
                         break
-                    (loss * self._loss_weight(micro, mini)).backward()
+                    share = 1.0 if weight_total is not None else self._loss_weight(micro, mini)
+                    (loss * share).backward()
                     for key, value in micro_metrics.items():
-                        metrics[key].append(value)
+                        if weight_total is not None and key in _WEIGHTED_LOSSES:
+                            partial[key] += value  # weighted: each micro-batch holds its share of the sum
+                        else:
+                            metrics[key].append(value)
+                for key in list(partial):
+                    metrics[key].append(partial.pop(key))
                 grad_norm = self._clip_grad_norm() if finite else float("nan")
                 if not finite or not math.isfinite(grad_norm):
                     self.non_finite_updates += 1

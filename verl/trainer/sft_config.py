@@ -89,6 +89,8 @@ class SFTWorkerConfig:
     actor: ActorConfig = field(default_factory=ActorConfig)
     seed: int = derived(1, "trainer.seed")
     """seed of model initialisation in the workers (each rank adds its rank)"""
+    save_model_only: bool = derived(False, "trainer.save_model_only")
+    """checkpoints hold the weights without optimizer state"""
 
 
 @dataclass
@@ -127,6 +129,8 @@ class SFTTrainerConfig:
     ``worker.actor.model.model_path`` of an RL run can point at directly"""
     seed: int = 1
     """seed of model init"""
+    save_model_only: bool = False
+    """save weights without optimizer state (a resume starts a fresh optimizer, with a warning)"""
     ray_num_cpus: int | None = None
     """CPUs Ray may use; ``None`` = all"""
 
@@ -190,3 +194,4 @@ class SFTConfig:
             raise ConfigError.combine([ConfigError(p) for p in problems])
         actor.global_batch_size_per_device = gbs // world
         self.worker.seed = self.trainer.seed
+        self.worker.save_model_only = self.trainer.save_model_only

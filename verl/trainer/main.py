@@ -35,19 +35,24 @@ def init_ray(num_cpus: int | None) -> None:
 
 def run(argv: list[str] | None = None) -> dict[str, float]:
     config = load_config(PPOConfig, argv if argv is not None else sys.argv[1:])
-    print(format_config(config), flush=True)
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process engine, as RL frameworks run it
+    from ..utils.console import quiet_console, verbose
     from .ray_trainer import RayPPOTrainer
 
-    # Tokenizer, model config, datasets and reward functions are checked here, before Ray starts: bad input
-    # fails in seconds.
-    trainer = RayPPOTrainer(config)
-    init_ray(config.trainer.ray_num_cpus)
-    try:
-        trainer.init_workers()
-        return trainer.fit()
-    finally:
-        trainer.shutdown()
+    run_dir = config.trainer.save_checkpoint_path
+    # Library chatter goes to <run>/run.log; the terminal keeps progress, validation, warnings once, errors.
+    with quiet_console(os.path.join(run_dir, "run.log"), enabled=not verbose()) as console:
+        console.log_only(format_config(config))
+        print(f"run folder {run_dir}: config.yaml, metrics.jsonl, run.log (full log)", flush=True)
+        # Tokenizer, model config, datasets and reward functions are checked here, before Ray starts: bad
+        # input fails in seconds.
+        trainer = RayPPOTrainer(config)
+        init_ray(config.trainer.ray_num_cpus)
+        try:
+            trainer.init_workers()
+            return trainer.fit()
+        finally:
+            trainer.shutdown()
 
 
 def run_cli(run_fn: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> None:

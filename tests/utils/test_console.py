@@ -111,3 +111,10 @@ def test_disabled_leaves_the_streams_alone(tmp_path) -> None:
     with quiet_console(str(tmp_path / "run.log"), enabled=False):
         assert sys.stdout is before
     assert not (tmp_path / "run.log").exists()
+
+
+def test_the_filtered_stream_answers_like_the_terminal() -> None:
+    console = io.StringIO()
+    stream = FilteredStream(console, io.StringIO(), ConsoleFilter())
+    stream.writelines(["a\n", "b\n"])
+    assert console.getvalue() == "a\nb\n" and stream.isatty() is False and stream.getvalue() == "a\nb\n"

@@ -140,15 +140,12 @@ class FilteredStream:
                 self._emit(self._partial)
                 self._partial = ""
 
-    def isatty(self) -> bool:
-        return self.console.isatty()
+    def writelines(self, lines: list[str]) -> None:
+        for line in lines:
+            self.write(line)
 
-    def fileno(self) -> int:
-        return self.console.fileno()
-
-    @property
-    def encoding(self) -> str:
-        return getattr(self.console, "encoding", "utf-8")
+    def __getattr__(self, name: str) -> object:  # isatty, fileno, encoding, buffer...: the terminal's
+        return getattr(self.console, name)
 
 
 class QuietConsole:

@@ -1,7 +1,7 @@
 PY ?= .venv/bin/python
 TINY ?= assets/tiny
 
-.PHONY: setup test test-fast lint format tiny demo bench clean
+.PHONY: setup test test-fast test-learning lint format tiny demo bench clean
 
 setup:            ## install everything into .venv (idempotent)
 	bash setup.sh
@@ -11,6 +11,9 @@ test:             ## the full test suite (what CI runs)
 
 test-fast:        ## skip the slow end-to-end tests
 	$(PY) -m pytest -q -m "not slow"
+
+test-learning:    ## the learning tests alone: each estimator/engine raises a learnable reward (about 5 min on 2 cores)
+	$(PY) -m pytest -q tests/trainer/test_learning.py
 
 lint:             ## ruff lint + format check
 	$(PY) -m ruff check .

@@ -50,3 +50,17 @@ def test_console_eta_uses_the_pace_since_the_first_logged_step(monkeypatch) -> N
     console.log({}, step=0)
     console.log({}, step=5)
     assert "5/20 eta 0m30s" in stream.getvalue().splitlines()[-1]  # 15 steps left x 2 s
+
+
+def test_console_prints_one_validation_summary_line() -> None:
+    stream = io.StringIO()
+    console = ConsoleLogger(total_steps=10, stream=stream)
+    val = {"val/overall": 0.25, "val/blind_accuracy": 0.5, "val/language_shortcut_rate": 0.125, "val/x/overall": 1}
+    console.log(dict(val), step=0)  # validation before training: no progress line
+    console.log({"reward/overall": 0.5, **val}, step=10)
+    lines = stream.getvalue().splitlines()
+    summary = "overall=0.25 blind_accuracy=0.5 language_shortcut_rate=0.125"
+    assert lines[0] == f"validation at step 0: {summary}"
+    assert lines[1].startswith("[####################] 10/10") and "val/" not in lines[1]
+    assert lines[2] == f"validation at step 10: {summary}"
+    assert len(lines) == 3

@@ -37,25 +37,30 @@ def init_ray(num_cpus: int | None) -> None:
 
 def run(argv: list[str] | None = None) -> dict[str, float]:
     config = load_config(PPOConfig, argv if argv is not None else sys.argv[1:])
-    print(format_config(config), flush=True)
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process engine, as RL frameworks run it
+    from ..utils.console import quiet_console, verbose
     from . import preflight
     from .ray_trainer import RayPPOTrainer
 
-    # Everything knowable from the config, the model folder, the reward functions and the data is checked
-    # here, before Ray starts: bad input fails in seconds, as a config error naming the key to change.
+    # Everything knowable from the config, the model folder and the reward functions is checked first, before
+    # Ray starts and before the run folder exists: bad input fails in seconds, as a config error naming the key.
     preflight.check_config(config)
-    try:
-        trainer = RayPPOTrainer(config)
-    except ValueError as exc:  # a dataset's DatasetError, or a check the trainer makes on the config and data
-        raise ConfigError(" ".join(str(exc).split())) from exc
-    preflight.check_data(config, [trainer.train_dataset, trainer.val_dataset])
-    init_ray(config.trainer.ray_num_cpus)
-    try:
-        trainer.init_workers()
-        return trainer.fit()
-    finally:
-        trainer.shutdown()
+    run_dir = config.trainer.save_checkpoint_path
+    # Library chatter goes to <run>/run.log; the terminal keeps progress, validation, warnings once, errors.
+    with quiet_console(os.path.join(run_dir, "run.log"), enabled=not verbose()) as console:
+        console.log_only(format_config(config))
+        print(f"run folder {run_dir}: config.yaml, metrics.jsonl, run.log (full log)", flush=True)
+        try:
+            trainer = RayPPOTrainer(config)
+        except ValueError as exc:  # a dataset's DatasetError, or a check the trainer makes on the config and data
+            raise ConfigError(" ".join(str(exc).split())) from exc
+        preflight.check_data(config, [trainer.train_dataset, trainer.val_dataset])
+        init_ray(config.trainer.ray_num_cpus)
+        try:
+            trainer.init_workers()
+            return trainer.fit()
+        finally:
+            trainer.shutdown()
 
 
 def run_cli(run_fn: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> None:

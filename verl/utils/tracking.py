@@ -27,7 +27,8 @@ def _scalar(value: Any) -> float | None:
 
 
 class ConsoleLogger:
-    """One compact line per step with a progress bar and an ETA; the keys shown are the headline ones."""
+    """One compact line per step with a progress bar and an ETA (the headline keys), and one line per
+    validation (accuracy, blind accuracy, language-shortcut rate)."""
 
     HEADLINE = (
         "reward/overall",
@@ -49,16 +50,24 @@ class ConsoleLogger:
         self.start = time.time()
         self.first_step: int | None = None
 
+    VALIDATION = ("val/overall", "val/blind_accuracy", "val/language_shortcut_rate")
+
     def log(self, metrics: dict[str, Any], step: int) -> None:
         if self.first_step is None:
             self.first_step, self.start = step, time.time()
-        parts = [self._progress(step)]
-        for key in self.HEADLINE:
-            if key in metrics and (value := _scalar(metrics[key])) is not None:
-                parts.append(f"{key.split('/')[-1] if key != 'timing/step' else 'step_s'}={value:.3g}")
-        val_keys = [k for k in metrics if k.startswith("val/") and k.endswith("overall")]
-        parts += [f"{k}={float(metrics[k]):.3g}" for k in sorted(val_keys)[:3]]
-        print(" ".join(parts), file=self.stream, flush=True)
+        if not metrics or any(not key.startswith("val/") for key in metrics):  # not a validation alone
+            parts = [self._progress(step)]
+            for key in self.HEADLINE:
+                if key in metrics and (value := _scalar(metrics[key])) is not None:
+                    parts.append(f"{key.split('/')[-1] if key != 'timing/step' else 'step_s'}={value:.3g}")
+            print(" ".join(parts), file=self.stream, flush=True)
+        validation = [
+            f"{key[len('val/') :]}={value:.3g}"
+            for key in self.VALIDATION
+            if key in metrics and (value := _scalar(metrics[key])) is not None
+        ]
+        if validation:
+            print(f"validation at step {step}: " + " ".join(validation), file=self.stream, flush=True)
 
     def _progress(self, step: int) -> str:
         if not self.total_steps:

@@ -382,6 +382,15 @@ def test_missing_paths_are_errors(arg: str, expected: str) -> None:
             "worker.actor.fsdp.enable_cpu_offload=true with FSDP1 forbids gradient accumulation: set "
             "worker.actor.micro_batch_size_per_device_for_update=256",
         ),
+        (  # one micro-batch by rows, but token-budget micro-batches accumulate all the same
+            [
+                "worker.actor.fsdp.fsdp_version=1",
+                "worker.actor.fsdp.enable_cpu_offload=true",
+                "worker.actor.micro_batch_size_per_device_for_update=256",
+                "worker.actor.dynamic_batching=true",
+            ],
+            "worker.actor.fsdp.enable_cpu_offload=true with FSDP1 forbids gradient accumulation",
+        ),
     ],
 )
 def test_start_up_checks_name_keys_and_values(argv: list[str], expected: str) -> None:

@@ -118,3 +118,28 @@ def test_the_filtered_stream_answers_like_the_terminal() -> None:
     stream = FilteredStream(console, io.StringIO(), ConsoleFilter())
     stream.writelines(["a\n", "b\n"])
     assert console.getvalue() == "a\nb\n" and stream.isatty() is False and stream.getvalue() == "a\nb\n"
+
+
+def test_logging_handlers_made_before_the_filter_go_through_it(tmp_path, monkeypatch) -> None:
+    import logging
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    handler = logging.StreamHandler(sys.stderr)  # as logging.basicConfig in run_cli: made before the swap
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        with quiet_console(str(tmp_path / "run.log")):
+            logging.getLogger("verl.trainer.loop").info("resumed from global_step_2")
+            logging.getLogger("transformers.tokenization").info("loading file vocab.json")
+        assert handler.stream is terminal  # handed back when the block ends
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    log = (tmp_path / "run.log").read_text()
+    assert "resumed from global_step_2" in log and "loading file vocab.json" in log
+    assert "resumed from global_step_2" in terminal.getvalue()
+    assert "loading file vocab.json" not in terminal.getvalue()

@@ -587,9 +587,13 @@ class PPOConfig:
                 f"device per update ({key}.global_batch_size={gbs} x worker.rollout.n={n} / {dp} ranks); use a "
                 f"divisor of {per_device} or {key}.dynamic_batching=true"
             )
-        if section.fsdp.fsdp_version == 1 and section.fsdp.enable_cpu_offload and per_device != micro:
+        # Token-budget micro-batches and the v2 update (blind-answer rows added to each mini-batch) accumulate too.
+        second_hop = role == "actor" and self.algorithm.self_reward.train_second_hop
+        accumulates = per_device != micro or section.dynamic_batching or second_hop
+        if section.fsdp.fsdp_version == 1 and section.fsdp.enable_cpu_offload and accumulates:
             problems.append(
                 f"{key}.fsdp.enable_cpu_offload=true with FSDP1 forbids gradient accumulation: set "
-                f"{key}.micro_batch_size_per_device_for_update={per_device} or use {key}.fsdp.fsdp_version=2"
+                f"{key}.micro_batch_size_per_device_for_update={per_device}, {key}.dynamic_batching=false and "
+                f"algorithm.self_reward.train_second_hop=false, or use {key}.fsdp.fsdp_version=2"
             )
         return per_device

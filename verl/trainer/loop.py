@@ -213,6 +213,18 @@ class TrainingLoop:
 
     # ------------------------------------------------------------------ workers
 
+    def run_on_ray(self) -> dict[str, Any]:
+        """Start Ray (``trainer.ray_num_cpus``; a local instance or ``$RAY_ADDRESS``), the workers, then the loop;
+        the workers are shut down however it ends. Both entry points end with this."""
+        from .main import init_ray
+
+        init_ray(self.config.trainer.ray_num_cpus)
+        try:
+            self.init_workers()
+            return self.fit()
+        finally:
+            self.shutdown()
+
     def init_workers(self) -> None:
         """Start the worker groups, then resume; a worker failing to start raises TrainingAborted with its cause."""
         from ..single_controller import WorkerError

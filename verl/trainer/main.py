@@ -55,12 +55,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         except ValueError as exc:  # a dataset's DatasetError, or a check the trainer makes on the config and data
             raise ConfigError(" ".join(str(exc).split())) from exc
         preflight.check_data(config, [trainer.train_dataset, trainer.val_dataset])
-        init_ray(config.trainer.ray_num_cpus)
-        try:
-            trainer.init_workers()
-            return trainer.fit()
-        finally:
-            trainer.shutdown()
+        return trainer.run_on_ray()
 
 
 def run_cli(run_fn: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> None:

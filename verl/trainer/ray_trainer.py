@@ -408,10 +408,13 @@ class RayPPOTrainer(TrainingLoop):
                 critic_out = self.critic.update_critic(batch)
             metrics.update(reduce_metrics(critic_out.meta_info["metrics"]))
 
+        update_batch = batch
         if self.critic is None or self.global_step >= cfg.trainer.critic_warmup:
-            update_batch = batch
             if second_hop is not None and self.hop is not None:
-                update_batch = self.hop.update_batch(batch, second_hop, self.actor_rollout, **self._hop_update_args())
+                with self.timer("second_hop_log_probs", timing, phase="log_probs"):
+                    update_batch = self.hop.update_batch(
+                        batch, second_hop, self.actor_rollout, **self._hop_update_args()
+                    )
                 metrics["self_reward/second_hop_trained_rows"] = update_batch.meta_info.get("second_hop_rows", 0)
             with self.timer("update_actor", timing):
                 actor_out = self.actor_rollout.update_actor(update_batch)
@@ -427,9 +430,11 @@ class RayPPOTrainer(TrainingLoop):
         seq_lens = batch.batch["attention_mask"].sum(-1).tolist()
         metrics["perf/tokens_per_second"] = sum(seq_lens) / max(timing["step"], 1e-9)
         if "update_actor" in timing:
-            # The update runs ppo_epochs forward+backward passes over the batch, on every device at once.
+            # The update runs ppo_epochs forward+backward passes over the rows it trains (v2: the blind answers
+            # too), on every device at once.
             epochs = cfg.worker.actor.ppo_epochs
-            value = mfu(self.hf_config, seq_lens * epochs, timing["update_actor"], n_devices=cfg.trainer.world_size)
+            trained_lens = update_batch.batch["attention_mask"].sum(-1).tolist()
+            value = mfu(self.hf_config, trained_lens * epochs, timing["update_actor"], n_devices=cfg.trainer.world_size)
             if value is not None:
                 metrics["perf/mfu_actor"] = value
         return metrics

@@ -28,7 +28,7 @@ from ..utils.dataset import ResumableDataLoader
 from ..utils.sft_dataset import IGNORE_INDEX, SFTDataset, sft_collate
 from ..utils.tokenizer import get_processor, get_tokenizer
 from .loop import TrainingLoop
-from .main import init_ray, run_cli
+from .main import run_cli
 from .sft_config import SFTConfig
 
 logger = logging.getLogger(__name__)
@@ -176,13 +176,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     from .preflight import check_model
 
     check_model(config.worker.actor.model)  # before Ray: a folder that is not a model is a config error
-    trainer = SFTTrainer(config)
-    init_ray(config.trainer.ray_num_cpus)
-    try:
-        trainer.init_workers()
-        return trainer.fit()
-    finally:
-        trainer.shutdown()
+    return SFTTrainer(config).run_on_ray()
 
 
 def main(argv: list[str] | None = None) -> None:

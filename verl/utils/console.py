@@ -20,6 +20,7 @@ On exit one line says how many lines went only to the log, and where it is.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -176,9 +177,17 @@ def quiet_console(log_path: str, enabled: bool = True) -> Iterator[QuietConsole]
     saved = sys.stdout, sys.stderr
     streams = FilteredStream(saved[0], log, line_filter), FilteredStream(saved[1], log, line_filter)
     sys.stdout, sys.stderr = streams
+    # logging's handlers hold the stream they were made with (run_cli's basicConfig ran before the swap): point
+    # them at the filtered streams too, so the driver's own records reach run.log and library chatter is sorted.
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler) and h.stream in saved]
+    originals = [h.stream for h in handlers]
+    for handler, original in zip(handlers, originals):
+        handler.setStream(streams[saved.index(original)])
     try:
         yield QuietConsole(line_filter, log)
     finally:
+        for handler, original in zip(handlers, originals):
+            handler.setStream(original)
         for stream in streams:
             stream.close_partial()
             stream.flush()

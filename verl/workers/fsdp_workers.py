@@ -351,15 +351,17 @@ class FSDPWorker(Worker):
     def compute_log_probs(self, data: DataProto) -> DataProto:
         """Current-policy log-probs of the responses (``old_log_probs``), with entropies."""
         fsdp_utils.load_module(self.actor.module, self.device)
+        data = data.to(self.device)
         temperature = data.meta_info.get("temperature", self.config.rollout.temperature)
         out = self.actor.compute_log_prob(data, temperature=temperature, with_entropy=True)
         out.rename(["log_probs", "entropies"], ["old_log_probs", "entropies"])
         if self.config.actor.offload.offload_params:
             fsdp_utils.offload_module(self.actor.module)
-        return out
+        return out.to("cpu")
 
     @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
     def compute_ref_log_probs(self, data: DataProto) -> DataProto:
+        data = data.to(self.device)
         temperature = data.meta_info.get("temperature", self.config.rollout.temperature)
         if self.ref == "lora_base":
             with self.actor.module.disable_adapter():
@@ -369,13 +371,14 @@ class FSDPWorker(Worker):
             out = self.ref.compute_log_prob(data, temperature=temperature)
             self._offload(self.ref.module, None, self.config.ref.offload)
         out.rename("log_probs", "ref_log_probs")
-        return out
+        return out.to("cpu")
 
     @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
     def update_actor(self, data: DataProto) -> DataProto:
         start = time.perf_counter()
         fsdp_utils.load_module(self.actor.module, self.device)
         fsdp_utils.load_optimizer(self.actor.optimizer, self.device)
+        data = data.to(self.device)
         temperature = data.meta_info.get("temperature", self.config.rollout.temperature)
         metrics = self.actor.update_policy(data, temperature=temperature)
         self.lr_scheduler.step()
@@ -397,6 +400,7 @@ class FSDPWorker(Worker):
         count of the whole global batch (see ``DataParallelActor.update_sft``)."""
         fsdp_utils.load_module(self.actor.module, self.device)
         fsdp_utils.load_optimizer(self.actor.optimizer, self.device)
+        data = data.to(self.device)
         nll, grad_norm = self.actor.update_sft(data, int(data.meta_info["global_tokens"]), self.world_size)
         self.lr_scheduler.step()
         self._weights_version += 1
@@ -409,15 +413,15 @@ class FSDPWorker(Worker):
             "actor/lr": self.lr_scheduler.get_last_lr()[0],
             "actor/non_finite_skipped": float(self.actor.non_finite_updates),
         }
-        return DataProto.from_dict(tensors={"nll": nll}, meta_info={"metrics": metrics})
+        return DataProto.from_dict(tensors={"nll": nll.cpu()}, meta_info={"metrics": metrics})
 
     @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
     def compute_sft_nll(self, data: DataProto) -> DataProto:
         fsdp_utils.load_module(self.actor.module, self.device)
-        out = self.actor.compute_sft_nll(data)
+        out = self.actor.compute_sft_nll(data.to(self.device))
         if self.config.actor.offload.offload_params:
             fsdp_utils.offload_module(self.actor.module)
-        return out
+        return out.to("cpu")
 
     @register(dispatch_mode=Dispatch.ONE_TO_ALL)
     def save_hf_model(self, path: str) -> None:
@@ -453,15 +457,15 @@ class FSDPWorker(Worker):
     def compute_values(self, data: DataProto) -> DataProto:
         offload = self.config.critic.offload
         self._load(self.critic_module.module, None, offload)
-        out = self.critic_module.compute_values(data)
+        out = self.critic_module.compute_values(data.to(self.device))
         self._offload(self.critic_module.module, None, offload)
-        return out
+        return out.to("cpu")
 
     @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
     def update_critic(self, data: DataProto) -> DataProto:
         critic, offload = self.critic_module, self.config.critic.offload
         self._load(critic.module, critic.optimizer, offload)
-        metrics = critic.update_critic(data)
+        metrics = critic.update_critic(data.to(self.device))
         self.critic_lr_scheduler.step()
         self._offload(critic.module, critic.optimizer, offload)
         return DataProto(meta_info={"metrics": metrics})

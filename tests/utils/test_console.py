@@ -134,7 +134,7 @@ def test_logging_handlers_made_before_the_filter_go_through_it(tmp_path, monkeyp
     try:
         with quiet_console(str(tmp_path / "run.log")):
             logging.getLogger("verl.trainer.loop").info("resumed from global_step_2")
-            logging.getLogger("transformers.tokenization").info("loading file vocab.json")
+            logging.getLogger("somelib.loader").info("loading file vocab.json")  # a library that propagates
         assert handler.stream is terminal  # handed back when the block ends
     finally:
         root.removeHandler(handler)

@@ -302,13 +302,27 @@ def _probe_node(slot: _Slot) -> tuple[str, int]:
 
     # Defined here so that cloudpickle ships the function by value: the probe process imports only socket and ray.
     def probe() -> tuple[str, int]:
+        import random
         import socket
 
         import ray
 
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("", 0))
-            return ray.util.get_node_ip_address(), int(sock.getsockname()[1])
+        # A port below the kernel's ephemeral range: one picked by bind(0) is free now, but the outgoing
+        # connections of Ray and the tests draw from that same range and can take it before the store binds.
+        try:
+            with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+                ephemeral_low = int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            ephemeral_low = 32768
+        candidates = [random.randrange(20000, ephemeral_low) for _ in range(50)] if ephemeral_low > 20000 else []
+        for port in [*candidates, 0]:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind(("", port))
+                except OSError:
+                    continue
+                return ray.util.get_node_ip_address(), int(sock.getsockname()[1])
+        raise OSError("no free port on this node")
 
     strategy = PlacementGroupSchedulingStrategy(slot.placement_group, placement_group_bundle_index=slot.bundle_index)
     return ray.get(ray.remote(num_cpus=0)(probe).options(scheduling_strategy=strategy).remote())

@@ -37,3 +37,16 @@ def tiny_processor(tiny_vl: Path):
     from verl.utils.tokenizer import get_processor
 
     return get_processor(str(tiny_vl))
+
+
+@pytest.fixture(scope="session")
+def cpu_run_env() -> dict[str, str]:
+    """The environment of an entry point run in a subprocess on the CPU: in-process vLLM with a small KV cache,
+    quiet tokenizers, unbuffered output."""
+    return dict(
+        os.environ,
+        VLLM_ENABLE_V1_MULTIPROCESSING="0",
+        VLLM_CPU_KVCACHE_SPACE="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONUNBUFFERED="1",
+    )

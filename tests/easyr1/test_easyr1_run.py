@@ -6,7 +6,6 @@ dynamic batching, padding-free)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,19 +18,12 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def test_two_steps_from_the_easyr1_config_with_a_mathruler_reward_file(tiny_dir, tmp_path) -> None:
-    env = dict(
-        os.environ,
-        VLLM_ENABLE_V1_MULTIPROCESSING="0",
-        VLLM_CPU_KVCACHE_SPACE="1",
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONUNBUFFERED="1",
-    )
+def test_two_steps_from_the_easyr1_config_with_a_mathruler_reward_file(tiny_dir, tmp_path, cpu_run_env) -> None:
     args = [*tiny_run_args(tiny_dir, tmp_path), "trainer.ray_num_cpus=4"]
     proc = subprocess.run(
         [sys.executable, "-m", "verl.trainer.main", *args],
         cwd=REPO,
-        env=env,
+        env=cpu_run_env,
         capture_output=True,
         text=True,
         timeout=900,

@@ -7,7 +7,6 @@ rank-0 init, and checkpoints without optimizer state that a second run resumes f
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ CONFIG = REPO / "train_examples" / "configs" / "tiny_selfReward_cpu.yaml"
 REWARD = Path(__file__).parent / "reward_files" / "easyr1_math.py"
 
 
-def _run(tiny_dir: Path, run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+def _run(tiny_dir: Path, run_dir: Path, env: dict[str, str], *overrides: str) -> subprocess.CompletedProcess:
     command = [
         sys.executable,
         "-m",
@@ -46,20 +45,13 @@ def _run(tiny_dir: Path, run_dir: Path, *overrides: str) -> subprocess.Completed
         "trainer.seed=3",
         *overrides,
     ]
-    env = dict(
-        os.environ,
-        VLLM_ENABLE_V1_MULTIPROCESSING="0",
-        VLLM_CPU_KVCACHE_SPACE="1",
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONUNBUFFERED="1",
-    )
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_easyr1_keys_train_save_model_only_and_resume_with_a_fresh_optimizer(tiny_dir, tmp_path) -> None:
+def test_easyr1_keys_train_save_model_only_and_resume_with_a_fresh_optimizer(tiny_dir, tmp_path, cpu_run_env) -> None:
     from torch.distributed.checkpoint import FileSystemReader
 
-    first = _run(tiny_dir, tmp_path, "trainer.max_steps=2")
+    first = _run(tiny_dir, tmp_path, cpu_run_env, "trainer.max_steps=2")
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-4000:]
     assert "reward function boxed_math" in first.stdout + first.stderr
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -68,7 +60,7 @@ def test_easyr1_keys_train_save_model_only_and_resume_with_a_fresh_optimizer(tin
     stored = FileSystemReader(str(tmp_path / "global_step_2" / "actor" / "dcp")).read_metadata().state_dict_metadata
     assert any(k.startswith("model") for k in stored) and not any(k.startswith("optimizer") for k in stored)
 
-    second = _run(tiny_dir, tmp_path, "trainer.max_steps=3")
+    second = _run(tiny_dir, tmp_path, cpu_run_env, "trainer.max_steps=3")
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-4000:]
     assert "fresh optimizer" in second.stdout + second.stderr
     steps = [json.loads(line).get("step") for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]

@@ -248,9 +248,7 @@ EXAMPLE_SCRIPTS: dict[str, list[str]] = {
     ],
 }
 
-REFUSED_IN_SCRIPTS: dict[str, str] = {
-    "qwen3_14b_dapo17k_dapo": "worker.actor.ulysses_size: sequence parallelism is not built yet",
-}
+REFUSED_IN_SCRIPTS: dict[str, str] = {}
 """Scripts that use a key we refuse, and the start of the error they get."""
 
 _TRAINED_MODEL_KEYS = {

@@ -12,7 +12,7 @@ from easyr1_args import CONFIG, EASYR1_KEYS, EXAMPLE_SCRIPTS, REFUSED_IN_SCRIPTS
 from omegaconf import OmegaConf
 
 from verl.trainer.config import PPOConfig
-from verl.utils.config_utils import ConfigError, config_to_dict, load_config
+from verl.utils.config_utils import config_to_dict, load_config
 from verl.workers.config import LOSS_AVG_ALIASES
 
 PATH_KEYS = {
@@ -127,13 +127,10 @@ def test_each_example_script_loads_and_its_overrides_hold(name: str, tiny_dir: P
         assert _lookup(tree, key) == expected, key
 
 
-def test_refused_example_script_names_the_key_and_loads_without_it(tiny_dir: Path, tmp_path: Path) -> None:
+def test_the_dapo_script_loads_with_its_sequence_parallelism(tiny_dir: Path, tmp_path: Path) -> None:
     name = "qwen3_14b_dapo17k_dapo"
-    with pytest.raises(ConfigError) as info:
-        load_config(PPOConfig, _script_argv(name, tiny_dir, tmp_path))
-    assert str(info.value).startswith(REFUSED_IN_SCRIPTS[name])
-    argv = [arg for arg in _script_argv(name, tiny_dir, tmp_path) if not arg.startswith("worker.actor.ulysses_size=")]
-    cfg = load_config(PPOConfig, argv)
+    cfg = load_config(PPOConfig, _script_argv(name, tiny_dir, tmp_path))
+    assert (cfg.worker.actor.ulysses_size, cfg.worker.ref.ulysses_size) == (8, 8)
     assert cfg.worker.rollout.val_override_config == {"n": 16, "temperature": 1.0, "top_p": 0.7}
     assert cfg.worker.reward.reward_function_kwargs == {
         "max_response_length": 20480,

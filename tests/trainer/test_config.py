@@ -226,6 +226,20 @@ def test_global_batch_size_per_device_counts_responses_per_data_parallel_rank() 
     assert two_nodes.worker.actor.global_batch_size_per_device == 128 * 8 // 16
 
 
+def test_ulysses_size_is_accepted_and_divides_the_data_parallel_ranks() -> None:
+    """4-way sequence parallelism on 8 ranks: 2 data-parallel ranks, each holding half of an update's responses;
+    the reference model follows the actor, and verl's old key name still loads."""
+    cfg = load(*PAPER, "worker.actor.ulysses_size=4")
+    actor, ref = cfg.worker.actor, cfg.worker.ref
+    assert (actor.ulysses_size, ref.ulysses_size) == (4, 4)
+    assert actor.global_batch_size_per_device == 128 * 8 // 2
+    assert load("worker.actor.ulysses_sequence_parallel_size=2").worker.actor.ulysses_size == 2
+    critic = load(
+        "algorithm.adv_estimator=gae", "worker.critic.model.model_path=m", "worker.critic.ulysses_size=8"
+    ).worker.critic
+    assert (critic.ulysses_size, critic.global_batch_size_per_device) == (8, 256 * 8)
+
+
 def test_paths_are_resolved(tmp_path: Path) -> None:
     (tmp_path / "prompts").mkdir()
     (tmp_path / "prompts" / "see_think.jinja").write_text("{{ content }} <description>")
@@ -315,11 +329,16 @@ def test_missing_paths_are_errors(arg: str, expected: str) -> None:
             ["worker.rollout.tensor_parallel_size=3"],
             "worker.rollout.tensor_parallel_size=3 must divide the world size 8",
         ),
-        (["worker.actor.ulysses_size=2"], "worker.actor.ulysses_size: sequence parallelism is not built yet"),
-        (["worker.critic.ulysses_size=4"], "worker.critic.ulysses_size: sequence parallelism is not built yet"),
+        (["worker.actor.ulysses_size=3"], "worker.actor.ulysses_size=3 must divide the world size 8"),
+        (["worker.actor.ulysses_size=0"], "worker.actor.ulysses_size: must be >= 1, got 0"),
         (
-            ["worker.actor.ulysses_sequence_parallel_size=2"],
-            "worker.actor.ulysses_size: sequence parallelism is not built yet, so only 1 is accepted (got 2)",
+            ["algorithm.adv_estimator=gae", "worker.critic.model.model_path=m", "worker.critic.ulysses_size=16"],
+            "worker.critic.ulysses_size=16 must divide the world size 8",
+        ),
+        (
+            ["worker.actor.ulysses_size=4", "worker.actor.global_batch_size=1", "worker.rollout.n=3"],
+            "worker.actor.global_batch_size=1 x worker.rollout.n=3 = 3 responses per update must split evenly over "
+            "2 data-parallel ranks (world size 8 / worker.actor.ulysses_size=4)",
         ),
         (["worker.hybrid_engine=false"], "worker.hybrid_engine: separate actor and rollout GPUs are not built"),
         (["data.video_fps=4"], "data.video_fps: videos are not supported yet"),

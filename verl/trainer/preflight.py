@@ -16,6 +16,7 @@ from typing import Any
 
 from ..utils.config_utils import ConfigError
 from ..utils.dataset import RLHFDataset
+from ..utils.ulysses import config_problem
 from ..workers.reward.reward_manager import load_reward_function
 from .config import PPOConfig
 
@@ -37,9 +38,17 @@ def check_config(config: PPOConfig) -> None:
         _check_tokenizer(model.model_path, "worker.actor.model.model_path", problems, model.trust_remote_code)
     if config.algorithm.use_critic and config.worker.critic.model.model_path:
         critic = config.worker.critic.model
-        _check_model_folder(critic.model_path, "worker.critic.model.model_path", problems, critic.trust_remote_code)
+        critic_config = _check_model_folder(
+            critic.model_path, "worker.critic.model.model_path", problems, critic.trust_remote_code
+        )
+        if critic_config is not None:
+            problems.append(
+                config_problem(critic_config, config.worker.critic.ulysses_size, "worker.critic.ulysses_size")
+            )
     if hf_config is not None:
         problems += length_problems(config, model_context_length(hf_config), model.model_path)
+        problems.append(config_problem(hf_config, config.worker.actor.ulysses_size, "worker.actor.ulysses_size"))
+    problems = [problem for problem in problems if problem]
     problems += hop_length_problems(config)
     for key, section in (("worker.reward", config.worker.reward), ("worker.val_reward", config.worker.val_reward)):
         problem = reward_function_problem(f"{key}.reward_function", section.reward_function)

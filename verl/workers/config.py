@@ -211,12 +211,6 @@ def _check_batching(section: Any) -> None:
     require(section.max_grad_norm > 0, "max_grad_norm", f"must be > 0, got {section.max_grad_norm}")
     require(section.ppo_epochs >= 1, "ppo_epochs", f"must be >= 1, got {section.ppo_epochs}")
     require(section.ulysses_size >= 1, "ulysses_size", f"must be >= 1, got {section.ulysses_size}")
-    require(
-        section.ulysses_size == 1,
-        "ulysses_size",
-        f"sequence parallelism is not built yet, so only 1 is accepted (got {section.ulysses_size}); shorten "
-        "data.max_response_length or lower the micro batch sizes to fit the memory instead",
-    )
     if section.max_token_len_per_device is not None:
         require(
             section.max_token_len_per_device >= 1,
@@ -277,8 +271,10 @@ class ActorConfig:
     """token budget of one micro-batch with dynamic batching; ``None`` = the micro batch size times the
     batch's padded sequence length (EasyR1's rule)"""
     ulysses_size: int = 1
-    """Ulysses sequence-parallel degree (ranks that share one sequence); sequence parallelism is not built yet,
-    so values above 1 are refused at start-up"""
+    """Ulysses sequence-parallel degree: this many ranks share each sequence, each running the language model on
+    a slice of it (attention heads exchanged by all-to-all), so the data-parallel size is world size /
+    ulysses_size. Built for Qwen2, Qwen2-VL and Qwen2.5-VL; must divide the world size and the attention heads.
+    The reference model follows it (``verl.utils.ulysses``)"""
     use_torch_compile: bool = False
     """compile the log-prob/entropy helpers with ``torch.compile``. EasyR1 defaults to True; not built here, so
     ``true`` is refused at start-up"""
@@ -359,6 +355,7 @@ class CriticConfig:
     dynamic_batching: bool = False
     max_token_len_per_device: int | None = None
     ulysses_size: int = 1
+    """as ``worker.actor.ulysses_size``, for the value model"""
     model: ModelConfig = field(default_factory=ModelConfig)
     """the value model's weights; ``lora`` and ``freeze_vision_tower`` are built for the actor only and refused
     here"""

@@ -469,6 +469,16 @@ def test_sft_refuses_rl_update_keys(arg: str) -> None:
     assert f"{arg} is a setting of the RL policy update that SFT does not use" in str(info.value)
 
 
+def test_sft_refuses_sequence_parallelism() -> None:
+    from verl.trainer.sft_config import SFTConfig
+
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            SFTConfig, ["trainer.n_gpus_per_node=2", "worker.actor.global_batch_size=4", "worker.actor.ulysses_size=2"]
+        )
+    assert "worker.actor.ulysses_size=2: sequence parallelism is built for the RL trainer, not SFT" in str(info.value)
+
+
 def test_sft_find_last_checkpoint_maps_onto_resume_mode() -> None:
     from verl.trainer.sft_config import SFTConfig
 

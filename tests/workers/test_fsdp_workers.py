@@ -91,6 +91,51 @@ def test_sharded_log_probs_equal_unsharded_and_update_changes_weights(
     assert surrogate(new) < surrogate(out.batch["old_log_probs"]), "the update lowers the loss on this batch"
 
 
+@pytest.mark.slow
+def test_sequence_parallel_group_of_two_ranks_computes_and_trains_the_unsharded_model(
+    ray_local, tiny_vl, model, make_vl_batch, reference_log_probs
+) -> None:
+    """``ulysses_size=2`` through the worker: both ranks share the 4 rows (the driver still sends each rank 2),
+    packed, with gradient checkpointing (the recomputed attention sees the whole sequence again)."""
+    from verl.single_controller import RayResourcePool, RayWorkerGroup
+    from verl.workers.fsdp_workers import FSDPWorker
+
+    config = _config(
+        tiny_vl,
+        **{
+            "worker.actor.ulysses_size": 2,
+            "worker.actor.padding_free": True,
+            "worker.actor.model.enable_gradient_checkpointing": True,
+            "worker.actor.micro_batch_size_per_device_for_update": 2,
+        },
+    )
+    assert config.worker.actor.global_batch_size_per_device == 4  # 2 prompts x 2 responses on 1 data-parallel rank
+    group = RayWorkerGroup(RayResourcePool([2], use_gpu=False), FSDPWorker, config.worker, "actor", name_prefix="sp")
+    try:
+        group.init_model()
+        batch = make_vl_batch(rows=4)
+        out = group.compute_log_probs(batch)
+        expected = reference_log_probs(model, batch)
+        torch.testing.assert_close(out.batch["old_log_probs"], expected, atol=1e-5, rtol=1e-4)
+        data = copy.copy(batch)
+        data.batch = batch.batch.clone()
+        data.batch["old_log_probs"] = out.batch["old_log_probs"]
+        data.batch["advantages"] = torch.tensor([1.0, -1.0, 1.0, -1.0])[:, None] * data.batch["response_mask"]
+        metrics = group.update_actor(data).meta_info["metrics"]
+        losses, norms = metrics["actor/pg_loss"], metrics["actor/grad_norm"]  # rank 0's values, then rank 1's
+        assert len(losses) == 4 and losses[:2] == losses[2:], "the two ranks of the group compute the same loss"
+        assert len(norms) == 2 and norms[0] == norms[1] and all(torch.isfinite(torch.tensor(norms)))
+        new = group.compute_log_probs(batch).batch["old_log_probs"]
+        mask = batch.batch["response_mask"]
+
+        def surrogate(lp: torch.Tensor) -> float:
+            return float(-(data.batch["advantages"] * lp * mask).sum() / mask.sum())
+
+        assert surrogate(new) < surrogate(expected), "the update lowers the loss on this batch"
+    finally:
+        group.shutdown()
+
+
 def test_lora_merge_equals_peft_merge(tiny_dir) -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM

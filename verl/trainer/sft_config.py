@@ -180,6 +180,11 @@ class SFTConfig:
                     f"worker.actor.{name}={text} is a setting of the RL policy update that SFT does not use; "
                     "remove it from the SFT config"
                 )
+        if actor.ulysses_size != 1:
+            problems.append(
+                f"worker.actor.ulysses_size={actor.ulysses_size}: sequence parallelism is built for the RL trainer, "
+                "not SFT; set it to 1"
+            )
         if gbs % world:
             problems.append(
                 f"worker.actor.global_batch_size={gbs} examples per step must split evenly over the world size "

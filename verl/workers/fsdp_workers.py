@@ -5,7 +5,10 @@ step), ``ref`` (frozen reference policy for KL), ``critic`` (value model for GAE
 and reference in one process is the default (``role="actor_rollout_ref"``); a critic gets its own worker.
 
 The driver calls the methods marked ``@register``; a DataProto argument is split across ranks by data
-parallel rank and the results are concatenated (``Dispatch.DP_COMPUTE_PROTO``).
+parallel rank and the results are concatenated (``Dispatch.DP_COMPUTE_PROTO``). With ``ulysses_size > 1`` the
+ranks of one sequence-parallel group first gather each other's rows, work on them together (each holding a
+slice of every sequence) and return their own rows' results (``verl.utils.ulysses``); FSDP still shards over
+the whole world.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from ..single_controller import Dispatch, Worker, register
 from ..utils import fsdp_utils
 from ..utils.optim import build_lr_scheduler, build_optimizer
 from ..utils.tokenizer import get_processor, get_tokenizer
+from ..utils.ulysses import SequenceParallel
 from .actor.dp_actor import DataParallelActor
 
 logger = logging.getLogger(__name__)
@@ -185,6 +189,15 @@ def merged_lora_weights(
         raise ValueError(f"incomplete LoRA layers in the state dict: {sorted(pending)[:3]}")
 
 
+class _NoSequenceParallel:
+    """``ulysses_size=1``: every rank works on its own rows."""
+
+    size = 1
+
+    def run(self, compute: Any, data: DataProto) -> Any:
+        return compute(data)
+
+
 class FSDPWorker(Worker):
     """Holds the roles named by ``role`` on this rank; see the module docstring."""
 
@@ -198,6 +211,7 @@ class FSDPWorker(Worker):
         self._is_ref = role.endswith("ref") or role == "ref"
         self._is_critic = role == "critic"
         self.actor = self.ref = self.critic_module = self.rollout = None
+        self.actor_sp = self.critic_sp = _NoSequenceParallel()
         self._weights_version = 0  # bumped by every actor update
         self._synced_version = -1  # what the rollout engine holds
 
@@ -268,6 +282,7 @@ class FSDPWorker(Worker):
             if model_cfg.enable_gradient_checkpointing:
                 model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             self._lora_scaling = None
+            self.actor_sp = self._sequence_parallel(actor_cfg.ulysses_size, "worker.actor.ulysses_size", model)
             if model_cfg.lora.rank > 0:
                 model = apply_lora(model, model_cfg.lora)
                 self._lora_scaling = model_cfg.lora.alpha / model_cfg.lora.rank
@@ -287,6 +302,7 @@ class FSDPWorker(Worker):
                 )
                 ref_model = self._build(model_cfg, ref_cfg.fsdp, dtype)
                 ref_model.requires_grad_(False)
+                self.actor_sp = self._sequence_parallel(ref_cfg.ulysses_size, "worker.ref.ulysses_size", ref_model)
                 self.ref = DataParallelActor(ref_cfg, self._wrap(ref_model, ref_cfg.fsdp))
                 self._offload(self.ref.module, None, ref_cfg.offload)
 
@@ -294,6 +310,7 @@ class FSDPWorker(Worker):
             critic_cfg = self.config.critic
             dtype = fsdp_utils.to_dtype(critic_cfg.fsdp.torch_dtype, torch.float32)
             critic = self._build(critic_cfg.model, critic_cfg.fsdp, dtype, value_head=True)
+            self.critic_sp = self._sequence_parallel(critic_cfg.ulysses_size, "worker.critic.ulysses_size", critic)
             if critic_cfg.model.freeze_vision_tower:
                 freeze_vision_tower(critic)
             module = self._wrap(critic, critic_cfg.fsdp)
@@ -306,6 +323,14 @@ class FSDPWorker(Worker):
 
         if self._is_rollout:
             self.rollout = self._build_rollout()
+
+    def _sequence_parallel(self, size: int, key: str, model: torch.nn.Module) -> Any:
+        """Install sequence parallelism on ``model`` (the actor's and reference's share one group)."""
+        if size == 1:
+            return _NoSequenceParallel()
+        sp = self.actor_sp if self.actor_sp.size == size else SequenceParallel(size, key)
+        sp.install(model)
+        return sp
 
     def _build_rollout(self) -> Any:
         from .rollout import build_rollout
@@ -353,7 +378,7 @@ class FSDPWorker(Worker):
         fsdp_utils.load_module(self.actor.module, self.device)
         data = data.to(self.device)
         temperature = data.meta_info.get("temperature", self.config.rollout.temperature)
-        out = self.actor.compute_log_prob(data, temperature=temperature, with_entropy=True)
+        out = self.actor_sp.run(lambda rows: self.actor.compute_log_prob(rows, temperature, with_entropy=True), data)
         out.rename(["log_probs", "entropies"], ["old_log_probs", "entropies"])
         if self.config.actor.offload.offload_params:
             fsdp_utils.offload_module(self.actor.module)
@@ -365,10 +390,10 @@ class FSDPWorker(Worker):
         temperature = data.meta_info.get("temperature", self.config.rollout.temperature)
         if self.ref == "lora_base":
             with self.actor.module.disable_adapter():
-                out = self.actor.compute_log_prob(data, temperature=temperature)
+                out = self.actor_sp.run(lambda rows: self.actor.compute_log_prob(rows, temperature), data)
         else:
             self._load(self.ref.module, None, self.config.ref.offload)
-            out = self.ref.compute_log_prob(data, temperature=temperature)
+            out = self.actor_sp.run(lambda rows: self.ref.compute_log_prob(rows, temperature), data)
             self._offload(self.ref.module, None, self.config.ref.offload)
         out.rename("log_probs", "ref_log_probs")
         return out.to("cpu")
@@ -380,7 +405,7 @@ class FSDPWorker(Worker):
         fsdp_utils.load_optimizer(self.actor.optimizer, self.device)
         data = data.to(self.device)
         temperature = data.meta_info.get("temperature", self.config.rollout.temperature)
-        metrics = self.actor.update_policy(data, temperature=temperature)
+        metrics = self.actor_sp.run(lambda rows: self.actor.update_policy(rows, temperature), data)
         self.lr_scheduler.step()
         self._weights_version += 1
         metrics["actor/lr"] = [self.lr_scheduler.get_last_lr()[0]]
@@ -457,7 +482,7 @@ class FSDPWorker(Worker):
     def compute_values(self, data: DataProto) -> DataProto:
         offload = self.config.critic.offload
         self._load(self.critic_module.module, None, offload)
-        out = self.critic_module.compute_values(data.to(self.device))
+        out = self.critic_sp.run(self.critic_module.compute_values, data.to(self.device))
         self._offload(self.critic_module.module, None, offload)
         return out.to("cpu")
 
@@ -465,7 +490,7 @@ class FSDPWorker(Worker):
     def update_critic(self, data: DataProto) -> DataProto:
         critic, offload = self.critic_module, self.config.critic.offload
         self._load(critic.module, critic.optimizer, offload)
-        metrics = critic.update_critic(data.to(self.device))
+        metrics = self.critic_sp.run(critic.update_critic, data.to(self.device))
         self.critic_lr_scheduler.step()
         self._offload(critic.module, critic.optimizer, offload)
         return DataProto(meta_info={"metrics": metrics})

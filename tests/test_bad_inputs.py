@@ -184,6 +184,11 @@ def test_engine_length_longer_than_the_model_names_the_key(run_main) -> None:
     assert line.startswith("worker.rollout.max_model_len=5000 is more than the model's context of 4096"), line
 
 
+def test_sequence_parallel_size_the_model_heads_do_not_divide_names_the_key(run_main) -> None:
+    line = _config_error(*run_main("trainer.n_gpus_per_node=4", "worker.actor.ulysses_size=4"))
+    assert line.startswith("worker.actor.ulysses_size=4 must divide the model's 2 attention heads"), line
+
+
 def test_evaluation_config_on_a_short_context_model_fails_before_ray(run_main, tiny_dir: Path) -> None:
     """The evaluation scripts' config (6144 + 2048 tokens) on a 4096-token model: the reason, not Ray's wrapper."""
     seen, exc = run_main(

@@ -1,6 +1,7 @@
 """Ulysses sequence parallelism: 2 gloo ranks with ``ulysses_size=2`` give the log-probs, loss and gradients of
 one rank with ``ulysses_size=1`` on the same batch (Qwen2.5-VL with images, and text-only Qwen2 with fewer
-key/value heads than ranks), padded and padding-free, under FSDP2."""
+key/value heads than ranks, with SDPA and eager attention), padded and padding-free, under FSDP2; and the
+values, loss and gradients of the Qwen2.5-VL critic."""
 
 from __future__ import annotations
 
@@ -19,6 +20,14 @@ from verl.utils import ulysses
 from verl.utils.ulysses import SequenceParallel, config_problem
 
 WORLD = 2
+_MODES = {
+    "qwen2_5_vl": (False, True),
+    "qwen2": (False, True),
+    "qwen2_eager": (True,),
+    "qwen2_5_vl_critic": (False,),
+}
+"""Padded (False) and padding-free (True) runs per case; the critic runs padded only, and the eager attention
+(an additive mask instead of SDPA's boolean one) packed."""
 
 
 def _actor_config(padding_free: bool) -> SimpleNamespace:
@@ -47,6 +56,21 @@ def _actor_config(padding_free: bool) -> SimpleNamespace:
     )
 
 
+def _critic_config() -> SimpleNamespace:
+    return SimpleNamespace(
+        micro_batch_size_per_device_for_experience=2,
+        micro_batch_size_per_device_for_update=2,
+        global_batch_size_per_device=4,
+        ppo_epochs=1,
+        max_grad_norm=1e9,
+        cliprange_value=0.5,
+        loss_avg_mode="token-mean",
+        padding_free=False,
+        dynamic_batching=False,
+        max_token_len_per_device=None,
+    )
+
+
 _FSDP = SimpleNamespace(
     fsdp_size=-1, enable_full_shard=True, enable_cpu_offload=False, mp_param_dtype="fp32", mp_reduce_dtype="fp32"
 )
@@ -57,27 +81,35 @@ def _with_advantages(batch: DataProto) -> DataProto:
     data.batch = batch.batch.clone()
     signs = torch.tensor([1.0, -0.5, 2.0, -1.0])[: len(batch)]
     data.batch["advantages"] = signs[:, None] * data.batch["response_mask"]
+    data.batch["values"] = torch.zeros_like(data.batch["advantages"])
+    data.batch["returns"] = data.batch["advantages"] * 0.3  # the critic's targets
     return data
 
 
 def _run(model: torch.nn.Module, data: DataProto, padding_free: bool, sp: SequenceParallel | None) -> dict:
-    """Log-probs of ``data``, then one SGD step (lr 1: the weight change is minus the gradient)."""
+    """Log-probs (or values, for a critic) of ``data``, then one SGD step (lr 1: the weight change is minus the
+    gradient)."""
     from verl.utils import fsdp_utils
     from verl.workers.actor.dp_actor import DataParallelActor
+    from verl.workers.critic.dp_critic import DataParallelCritic
+    from verl.workers.fsdp_workers import ValueHeadModel
 
     if sp is not None:
         sp.install(model)
         model = fsdp_utils.apply_fsdp2(model, _FSDP, torch.device("cpu"), WORLD)
     before = {name: _full(p).clone() for name, p in model.named_parameters()}
-    actor = DataParallelActor(_actor_config(padding_free), model, torch.optim.SGD(model.parameters(), lr=1.0))
-    if sp is None:
-        log_probs = actor.compute_log_prob(data).batch["log_probs"]
-        metrics = actor.update_policy(data)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    run = sp.run if sp is not None else (lambda compute, rows: compute(rows))
+    if isinstance(model, ValueHeadModel):
+        critic = DataParallelCritic(_critic_config(), model, optimizer)
+        outputs = run(critic.compute_values, data).batch["values"]
+        loss = run(critic.update_critic, data)["critic/vf_loss"]
     else:
-        log_probs = sp.run(actor.compute_log_prob, data).batch["log_probs"]
-        metrics = sp.run(actor.update_policy, data)
+        actor = DataParallelActor(_actor_config(padding_free), model, optimizer)
+        outputs = run(actor.compute_log_prob, data).batch["log_probs"]
+        loss = run(actor.update_policy, data)["actor/pg_loss"]
     grads = {name: before[name] - _full(p) for name, p in model.named_parameters()}
-    return {"log_probs": log_probs, "loss": metrics["actor/pg_loss"], "grads": grads}
+    return {"outputs": outputs, "loss": loss, "grads": grads}
 
 
 def _full(tensor: torch.Tensor) -> torch.Tensor:
@@ -94,7 +126,7 @@ def _rank(rank: int, store: str, out: str) -> None:
         for name, (model, batch) in cases.items():
             half = len(batch) // WORLD
             own = _with_advantages(batch)[rank * half : (rank + 1) * half]  # the group gathers both halves
-            for padding_free in (False, True):
+            for padding_free in _MODES[name]:
                 key = f"{name}/{'padding_free' if padding_free else 'padded'}"
                 start = time.perf_counter()
                 results[key] = _run(copy.deepcopy(model), own, padding_free, sp)
@@ -104,7 +136,17 @@ def _rank(rank: int, store: str, out: str) -> None:
         dist.destroy_process_group()
 
 
-def _text_model_and_batch() -> tuple[torch.nn.Module, DataProto]:
+def _critic(model: torch.nn.Module) -> torch.nn.Module:
+    """The VL model with a value head (random, not the zero init, so the backbone gets a gradient)."""
+    from verl.workers.fsdp_workers import ValueHeadModel
+
+    critic = ValueHeadModel(copy.deepcopy(model))
+    torch.manual_seed(1)
+    torch.nn.init.normal_(critic.value_head.weight, std=0.1)
+    return critic
+
+
+def _text_model_and_batch(attention: str = "sdpa") -> tuple[torch.nn.Module, DataProto]:
     """A random Qwen2 with 4 query heads and 1 key/value head (repeated to 2 for the exchange), and a batch of
     left-padded prompts and right-padded responses."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -118,7 +160,7 @@ def _text_model_and_batch() -> tuple[torch.nn.Module, DataProto]:
         num_attention_heads=4,
         num_key_value_heads=1,
         max_position_embeddings=256,
-        attn_implementation="sdpa",
+        attn_implementation=attention,
     )
     model = Qwen2ForCausalLM(config).float()
     prompt_lengths, response_lengths, prompt, response = [5, 9, 3, 7], [6, 2, 8, 5], 9, 8
@@ -142,7 +184,12 @@ def _text_model_and_batch() -> tuple[torch.nn.Module, DataProto]:
 @pytest.mark.slow
 def test_two_ranks_with_ulysses_size_2_equal_one_rank(tmp_path: Path, model, make_vl_batch) -> None:
     vl_batch = make_vl_batch(rows=4, response_length=8)
-    cases = {"qwen2_5_vl": (model, vl_batch), "qwen2": _text_model_and_batch()}
+    cases = {
+        "qwen2_5_vl": (model, vl_batch),
+        "qwen2": _text_model_and_batch(),
+        "qwen2_eager": _text_model_and_batch("eager"),
+        "qwen2_5_vl_critic": (_critic(model), vl_batch),
+    }
     torch.save(cases, tmp_path / "cases.pt")  # files, not pipes: the ranks load the models and batches
     start = time.perf_counter()
     mp.spawn(_rank, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=WORLD, join=True)
@@ -150,13 +197,13 @@ def test_two_ranks_with_ulysses_size_2_equal_one_rank(tmp_path: Path, model, mak
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
     for name, (reference_model, batch) in cases.items():
         data = _with_advantages(batch)
-        # The VL batch's prompts hold images; the packed length is odd for some micro-batches, so the padding
-        # to a multiple of ulysses_size is exercised as well.
-        for mode in ("padded", "padding_free"):
+        # The VL batch's prompts hold images; the text batch's second micro-batch is 15 columns long padded and
+        # 23 tokens packed, so the padding to a multiple of ulysses_size is exercised as well.
+        for mode in ("padding_free" if padding_free else "padded" for padding_free in _MODES[name]):
             ours = [r[f"{name}/{mode}"] for r in ranks]
             expected = _run(copy.deepcopy(reference_model), data, mode == "padding_free", None)
-            log_probs = torch.cat([o["log_probs"] for o in ours])  # each rank returns its own rows
-            torch.testing.assert_close(log_probs, expected["log_probs"], atol=1e-5, rtol=1e-5)
+            outputs = torch.cat([o["outputs"] for o in ours])  # each rank returns its own rows
+            torch.testing.assert_close(outputs, expected["outputs"], atol=1e-5, rtol=1e-5)
             for o in ours:  # the loss is the mini-batch's, on both ranks of the group
                 torch.testing.assert_close(o["loss"], expected["loss"], atol=1e-5, rtol=1e-5)
                 assert o["grads"].keys() == expected["grads"].keys()

@@ -17,8 +17,9 @@ How it hooks into transformers, without copying model code:
 - The attention function is registered in transformers' attention registry as ``ulysses_<base>`` (``base`` being
   the model's own: ``sdpa``, ``eager`` or flash-attention) and set on the language model's config only. Outside a
   sequence-parallel forward it is the base function unchanged.
-- A forward hook gathers the language model's output hidden states back to the full sequence (and drops the
-  padding), so the output head, log-probs and values are computed as without sequence parallelism.
+- A forward hook gathers the language model's last hidden state back to the full sequence (and drops the
+  padding), so the output head, log-probs and values are computed as without sequence parallelism. The
+  per-layer hidden states (``output_hidden_states``) stay per-rank slices: read ``last_hidden_state``.
 
 Gradients: every rank of a group computes the same loss from the gathered hidden states; the gather's backward
 keeps this rank's slice of the gradient times the group size. FSDP averages gradients over all ``world`` ranks
@@ -152,10 +153,16 @@ class _Layout:
     """(B, L) ids, packed batches: tokens attend within their segment (rows restart text positions at 0)"""
     text_positions: torch.Tensor | None
     """(B, L) text positions of a packed batch, for flash-attention's variable-length kernels"""
+    _mask: torch.Tensor | None = None
 
     def mask(self, batch: int, length: int, device: torch.device) -> torch.Tensor:
         """(B, 1, L, L) bools: causal, within a segment, to real keys; a padding query sees itself (its output is
-        dropped, and a query with no key would give NaN)."""
+        dropped, and a query with no key would give NaN). Built once per forward, shared by the layers."""
+        if self._mask is None:
+            self._mask = self._build_mask(batch, length, device)
+        return self._mask
+
+    def _build_mask(self, batch: int, length: int, device: torch.device) -> torch.Tensor:
         causal = torch.ones(length, length, dtype=torch.bool, device=device).tril()
         allowed = causal.expand(batch, length, length)
         if self.segments is not None:
@@ -388,15 +395,7 @@ class SequenceParallel:
     def _gather(self, module: torch.nn.Module, args: tuple, kwargs: dict[str, Any], output: Any) -> Any:
         if _LAYOUT_KEY not in kwargs:
             return None
-        length = self._length
-        local = output.last_hidden_state
-        full = gather_sequence(local, self.group)[:, :length]
-        hidden_states = getattr(output, "hidden_states", None)
-        output.last_hidden_state = full
-        if hidden_states is not None:
-            output.hidden_states = tuple(
-                full if h is local else gather_sequence(h, self.group)[:, :length] for h in hidden_states
-            )
+        output.last_hidden_state = gather_sequence(output.last_hidden_state, self.group)[:, : self._length]
         return output
 
 

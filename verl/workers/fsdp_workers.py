@@ -105,8 +105,9 @@ class ValueHeadModel(torch.nn.Module):
 
     def forward(self, **kwargs: Any) -> torch.Tensor:
         kwargs.pop("logits_to_keep", None)
-        output = self.lm(output_hidden_states=True, logits_to_keep=1, **kwargs)
-        return self.value_head(output.hidden_states[-1]).squeeze(-1)
+        # The backbone without the output head: its last hidden state (whole under sequence parallelism).
+        output = self.lm.base_model(**kwargs)
+        return self.value_head(output.last_hidden_state).squeeze(-1)
 
 
 def freeze_vision_tower(model: torch.nn.Module) -> int:

@@ -238,3 +238,39 @@ def test_language_model_is_found_inside_wrappers_and_other_families_are_refused(
     )
     with pytest.raises(ValueError, match="LlamaForCausalLM holds none of them"):
         ulysses.language_model(llama)
+
+
+@pytest.fixture
+def group_of_one(tmp_path: Path):
+    """A gloo process group of one rank in the test process, torn down afterwards."""
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_an_installed_model_is_unchanged_outside_and_inside_a_group_of_one(group_of_one, model, make_vl_batch) -> None:
+    """Outside ``active()`` the hooks and the registered attention are the base model's (the HF rollout
+    generates with the actor's module); inside, a group of one runs the whole split/exchange/gather path."""
+    batch = make_vl_batch(rows=2)
+    b, mm = batch.batch, batch.non_tensor_batch["multi_modal_inputs"]
+    inputs = dict(
+        input_ids=b["input_ids"],
+        attention_mask=b["attention_mask"],
+        position_ids=b["position_ids"].transpose(0, 1),
+        pixel_values=torch.cat([m["pixel_values"] for m in mm]),
+        image_grid_thw=torch.cat([m["image_grid_thw"] for m in mm]),
+        use_cache=False,
+    )
+    installed = copy.deepcopy(model)
+    sp = SequenceParallel(1, "worker.actor.ulysses_size")
+    sp.install(installed)
+    assert installed.config.text_config._attn_implementation == "ulysses_sdpa"
+    with torch.no_grad():
+        expected = model(**inputs).logits
+        torch.testing.assert_close(installed(**inputs).logits, expected)
+        with sp.active():  # padding positions' outputs are dropped, and differ: compare the real tokens'
+            real = b["attention_mask"].bool()
+            torch.testing.assert_close(installed(**inputs).logits[real], expected[real], atol=1e-5, rtol=1e-5)
+        prompt = {k: v for k, v in inputs.items() if k not in ("position_ids", "use_cache")}
+        generate = dict(max_new_tokens=3, do_sample=False, pad_token_id=0)
+        assert torch.equal(installed.generate(**prompt, **generate), model.generate(**prompt, **generate))

@@ -28,9 +28,23 @@ WORKER_ENV_NAMES = ("PYTHONPATH",)
 
 
 def worker_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The variables of ``environ`` (this process's by default) that the workers get, on every node."""
+    """The variables of ``environ`` (this process's by default) that the workers get, on every node.
+
+    Under ``ray job submit`` the job's own ``runtime_env`` variables are left out: they are this process's
+    variables too, already reach every worker, and Ray refuses a driver that sets one of them again."""
+    import json
+
     environ = dict(os.environ if environ is None else environ)
-    return {k: v for k, v in environ.items() if k.startswith(WORKER_ENV_PREFIXES) or k in WORKER_ENV_NAMES}
+    try:
+        job = json.loads(environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}")
+        from_job = set((job.get("runtime_env") or {}).get("env_vars") or {})
+    except (ValueError, AttributeError):
+        from_job = set()
+    return {
+        k: v
+        for k, v in environ.items()
+        if (k.startswith(WORKER_ENV_PREFIXES) or k in WORKER_ENV_NAMES) and k not in from_job
+    }
 
 
 def init_ray(num_cpus: int | None) -> None:

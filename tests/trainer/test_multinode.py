@@ -311,7 +311,7 @@ def test_multinode_lost_node_stops_the_run_and_a_rerun_resumes(
     assert len(stopped) == 1, output[-3000:]
     assert re.match(
         rf"training stopped: the actor_rollout_ref worker \(rank [01]\) on node \S+ \(id {lost.node_id[:8]}\) "
-        rf"failed during \w+ at step 2 \(phase \w+\): ",
+        rf"failed during \w+ at step 2 \(phase \w+\): \w+Error: .*\(node \S+ \(id {lost.node_id[:8]}\) left the cluster\)$",
         stopped[0],
     ), stopped[0]
     advice = output.split(stopped[0] + "\n", 1)[1].splitlines()[0]

@@ -51,6 +51,8 @@ _SHUTDOWN_WAIT_S = 10.0
 # How long a failed call waits for the other ranks to finish, to name a rank that died rather than one that only
 # lost its connection to it (see _dead_peer).
 _PEER_DEATH_GRACE_S = 5.0
+# How long the error for a dead rank of a multi-node group waits for Ray to report whether its node died too.
+_NODE_DEATH_WAIT_S = 3.0
 
 
 # The label every Ray node carries with its own id: a bundle selecting it is placed on that node and no other.
@@ -281,7 +283,7 @@ class RayResourcePool:
 
         Raises :class:`ClusterError` when fewer alive nodes than the pool's nodes hold the per-node resources in
         total: with a cluster that is too small the placement groups would only wait for ``ready_timeout_s``.
-        Among the nodes that fit, those with the most of the resources free now come first.
+        Among the nodes that fit, those where the resources are free right now come first.
         """
         nodes = [node for node in ray.nodes() if node.get("Alive")]
         try:
@@ -652,6 +654,8 @@ class RayWorkerGroup:
         node = _node_name(*self._rank_nodes[rank]) if self.spans_nodes and rank < len(self._rank_nodes) else ""
         where = f"rank {rank} of {self.world_size} (actor {self._worker_names[rank]}" + (f", {node})" if node else ")")
         cause_type, cause_message, cause_types, remote_traceback = _describe_ray_error(err)
+        if node and isinstance(err, RayActorError) and _node_left(self._rank_nodes[rank][1]):
+            cause_message = f"{cause_message} ({node} left the cluster)"
         if isinstance(err, RayTaskError):
             head = f"{cls}.{method} raised on {where}: {cause_type}: {_one_line(cause_message)}"
         elif isinstance(err, ActorDiedError):
@@ -703,6 +707,19 @@ class RayWorkerGroup:
 
     def __exit__(self, *exc_info: object) -> None:
         self.shutdown()
+
+
+def _node_left(node_id: str, wait_s: float = _NODE_DEATH_WAIT_S) -> bool:
+    """Whether Ray reports the node dead (or gone), waiting up to ``wait_s`` for the report to arrive: an actor's
+    death is seen before its node's."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        alive = {node["NodeID"]: node.get("Alive", False) for node in ray.nodes()}
+        if not alive.get(node_id, False):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
 
 
 def _node_name(ip: str, node_id: str) -> str:

@@ -74,6 +74,25 @@ def test_multinode_worker_env_is_the_drivers_switches_without_the_jobs_own() -> 
     assert "HF_HOME" not in submitted and submitted["WANDB_MODE"] == "offline"
 
 
+def test_multinode_cluster_error_becomes_a_config_error_naming_the_keys(tmp_path: Path) -> None:
+    class TooBig(TrainingLoop):
+        def _start_workers(self) -> None:
+            raise ClusterError("the Ray cluster cannot hold 2 node(s) of [8, 8] process(es) on distinct nodes: ...")
+
+        def _checkpoint_groups(self) -> dict[str, Any]:
+            return {}
+
+    loop = object.__new__(TooBig)
+    loop.config = SimpleNamespace(
+        trainer=SimpleNamespace(nnodes=2, n_gpus_per_node=8, save_checkpoint_path=str(tmp_path))
+    )
+    with pytest.raises(ConfigError) as info:
+        loop.init_workers()
+    assert str(info.value).startswith(
+        "trainer.nnodes=2 x trainer.n_gpus_per_node=8 does not fit the Ray cluster: the Ray cluster cannot hold 2 node"
+    )
+
+
 def test_multinode_slurm_script_parses_and_is_shellcheck_clean() -> None:
     script = REPO / "scripts" / "slurm_multinode.sh"
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0

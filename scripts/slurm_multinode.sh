@@ -7,8 +7,9 @@
 # The first allocated node runs the Ray head and this script (the trainer process); every other node joins with
 # `ray start --address`. The experiment script then runs with RAY_ADDRESS, NNODES (the allocated nodes) and
 # N_GPUS (GPUS_PER_NODE). Arguments are config overrides passed on to the experiment script.
-# Submit from a folder that every node sees at the same path (the checkpoints go to checkpoints/ below it, or set
-# trainer.save_checkpoint_path): the trainer stops at start-up when a node does not see it.
+# Submit from the repository root, on storage that every node mounts at the same path: the checkpoints go to
+# checkpoints/ in it (unless trainer.save_checkpoint_path says otherwise) and the trainer stops at start-up when a
+# node does not see that folder. The project's environment (.venv, or PYTHON and RAY) must exist on every node.
 # Adapt the #SBATCH lines (partition, account, GPUs, time) to your site.
 #
 #SBATCH --job-name=vision-sr1
@@ -26,8 +27,14 @@ EXPERIMENT_SCRIPT="${EXPERIMENT_SCRIPT:-train_examples/2-7b_selfReward_train.sh}
 GPUS_PER_NODE="${GPUS_PER_NODE:-8}"
 CPUS_PER_NODE="${SLURM_CPUS_PER_TASK:-64}"
 RAY_PORT="${RAY_PORT:-6379}"
-RAY="${RAY:-ray}"  # the ray command of the project's environment (e.g. .venv/bin/ray)
-PY="${PYTHON:-python3}"
+if [[ -x .venv/bin/python ]]; then
+  PY="${PYTHON:-.venv/bin/python}"
+  RAY="${RAY:-.venv/bin/ray}"
+else
+  PY="${PYTHON:-python3}"
+  RAY="${RAY:-ray}"
+fi
+export PYTHON="$PY"  # the experiment script's interpreter too
 
 mapfile -t nodes < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
 head_node="${nodes[0]}"
@@ -39,7 +46,7 @@ echo "Ray head on $head_node ($RAY_ADDRESS), ${#nodes[@]} node(s): ${nodes[*]}"
 srun --nodes=1 --ntasks=1 --overlap -w "$head_node" \
   "$RAY" start --head --node-ip-address="$head_ip" --port="$RAY_PORT" \
   --num-gpus="$GPUS_PER_NODE" --num-cpus="$CPUS_PER_NODE" --block &
-sleep 10
+sleep "${RAY_HEAD_WAIT_S:-10}"  # the head's GCS up before the others join
 for node in "${nodes[@]:1}"; do
   srun --nodes=1 --ntasks=1 --overlap -w "$node" \
     "$RAY" start --address="$RAY_ADDRESS" --num-gpus="$GPUS_PER_NODE" --num-cpus="$CPUS_PER_NODE" --block &

@@ -93,6 +93,47 @@ def test_multinode_cluster_error_becomes_a_config_error_naming_the_keys(tmp_path
     )
 
 
+def _stub(folder: Path, name: str, body: str) -> None:
+    path = folder / name
+    path.write_text("#!/usr/bin/env bash\n" + body)
+    path.chmod(0o755)
+
+
+def test_multinode_slurm_script_starts_ray_on_every_node_then_the_experiment(tmp_path: Path) -> None:
+    """The batch script's flow with Slurm, Ray and the experiment stubbed: the head on the first node, the others
+    joining its address, then the experiment script with RAY_ADDRESS, NNODES and N_GPUS and the overrides."""
+    stubs, calls = tmp_path / "bin", tmp_path / "calls.log"
+    stubs.mkdir()
+    _stub(stubs, "scontrol", "printf 'gpu-a\\ngpu-b\\ngpu-c\\n'\n")
+    _stub(stubs, "hostname", "echo 10.1.2.3\n")
+    # srun -w HOST CMD...: note where, then run the command here.
+    _stub(stubs, "srun", 'while [[ "$1" == -* ]]; do [[ "$1" == -w ]] && { host="$2"; shift; }; shift; done\n'
+          f'echo "on $host: $*" >> {calls}\n"$@"\n')  # fmt: skip
+    _stub(stubs, "ray", "exit 0\n")
+    _stub(stubs, "python", "echo 3\n")  # the nodes alive
+    _stub(stubs, "experiment.sh", f'echo "experiment $RAY_ADDRESS $NNODES $N_GPUS $*" >> {calls}\n')
+    env = dict(
+        os.environ, PATH=f"{stubs}:{os.environ['PATH']}", SLURM_JOB_NODELIST="gpu-[a-c]", SLURM_SUBMIT_DIR=str(REPO),
+        PYTHON=str(stubs / "python"), RAY=str(stubs / "ray"), EXPERIMENT_SCRIPT=str(stubs / "experiment.sh"),
+        GPUS_PER_NODE="4", RAY_HEAD_WAIT_S="0",
+    )  # fmt: skip
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / "slurm_multinode.sh"), "trainer.max_steps=3"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ray = stubs / "ray"
+    # The `ray start` steps run in the background: compare as a set.
+    assert sorted(calls.read_text().splitlines()) == sorted(
+        [
+            "on gpu-a: hostname --ip-address",
+            f"on gpu-a: {ray} start --head --node-ip-address=10.1.2.3 --port=6379 --num-gpus=4 --num-cpus=64 --block",
+            *(f"on gpu-{n}: {ray} start --address=10.1.2.3:6379 --num-gpus=4 --num-cpus=64 --block" for n in "bc"),
+            "experiment 10.1.2.3:6379 3 4 trainer.max_steps=3",
+        ]
+    )
+
+
 def test_multinode_slurm_script_parses_and_is_shellcheck_clean() -> None:
     script = REPO / "scripts" / "slurm_multinode.sh"
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0

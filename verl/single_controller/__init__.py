@@ -6,10 +6,11 @@
 """
 
 from .decorator import Dispatch, MethodSpec, register, registered_methods
-from .ray import RayResourcePool, RayWorkerGroup, WorkerError, WorkerGroupFuture
+from .ray import ClusterError, RayResourcePool, RayWorkerGroup, WorkerError, WorkerGroupFuture
 from .worker import Worker, find_free_port
 
 __all__ = [
+    "ClusterError",
     "Dispatch",
     "MethodSpec",
     "RayResourcePool",

@@ -1,6 +1,8 @@
 """Ray back end: resource pools (placement groups) and worker groups (one Ray actor per rank).
 
-A :class:`RayResourcePool` reserves the processes of a job, one placement group per node with one bundle per process.
+A :class:`RayResourcePool` reserves the processes of a job, one placement group per node with one bundle per process;
+with several nodes each group is pinned to a Ray node of its own (by the node's ``ray.io/node-id`` label), so node
+``i``'s ranks share one machine and no two nodes' ranks do.
 A :class:`RayWorkerGroup` starts one actor of a :class:`~verl.single_controller.worker.Worker` subclass in every
 bundle and binds the class's ``@register``-ed methods onto itself, so the driver writes ``wg.compute(data)`` and the
 call is dispatched to the ranks and collected according to the method's :class:`~.decorator.Dispatch` mode.
@@ -29,7 +31,14 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from .decorator import Dispatch, MethodSpec, collect, dispatch, registered_methods
 from .worker import Worker
 
-__all__ = ["RayResourcePool", "RayWorkerGroup", "RemoteException", "WorkerError", "WorkerGroupFuture"]
+__all__ = [
+    "ClusterError",
+    "RayResourcePool",
+    "RayWorkerGroup",
+    "RemoteException",
+    "WorkerError",
+    "WorkerGroupFuture",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +48,20 @@ _INLINE_TYPES = (type(None), bool, int, float, str)
 
 # How long shutdown waits for killed actors to be reported dead.
 _SHUTDOWN_WAIT_S = 10.0
+# How long a failed call waits for the other ranks to finish, to name a rank that died rather than one that only
+# lost its connection to it (see _dead_peer).
+_PEER_DEATH_GRACE_S = 5.0
+# How long the error for a dead rank of a multi-node group waits for Ray to report whether its node died too.
+_NODE_DEATH_WAIT_S = 3.0
+
+
+# The label every Ray node carries with its own id: a bundle selecting it is placed on that node and no other.
+NODE_ID_LABEL = "ray.io/node-id"
+
+
+class ClusterError(RuntimeError):
+    """The Ray cluster cannot hold the pool: fewer alive nodes with the per-node resources than the pool has
+    nodes. The message lists what was asked and what each node has."""
 
 
 class WorkerError(RuntimeError):
@@ -49,6 +72,7 @@ class WorkerError(RuntimeError):
     ``cause_type`` the qualified name of the exception raised in the worker (or of Ray's error when the process
     died), ``cause_message`` its message, ``cause_types`` the names of its class and bases (``ValueError`` for
     pydantic's ``ValidationError``) and ``remote_traceback`` the worker's traceback ("" when the process died).
+    ``node`` names the rank's Ray node (its IP and id prefix) when the group spans several nodes, "" otherwise.
     """
 
     def __init__(
@@ -64,9 +88,11 @@ class WorkerError(RuntimeError):
         cause_message: str | None = None,
         cause_types: Sequence[str] = (),
         remote_traceback: str = "",
+        node: str = "",
     ) -> None:
         super().__init__(message)
         self.worker_class, self.method, self.rank, self.cause = worker_class, method, rank, cause
+        self.node = node  # "node <ip> (id <id prefix>)" when the group spans several nodes, else ""
         self.group = group  # the group's name prefix, e.g. "actor" or "critic"
         self.cause_type, self.cause_message = cause_type, cause_message
         self.cause_types, self.remote_traceback = tuple(cause_types), remote_traceback
@@ -129,9 +155,15 @@ def _portable_errors(method: Callable[..., Any]) -> Callable[..., Any]:
 def _with_portable_errors(worker_cls: type[Worker], names: Sequence[str]) -> type[Worker]:
     """A subclass of ``worker_cls`` (same name) whose methods ``names`` raise :class:`RemoteException` for an
     exception that cannot be pickled, so that its type and message reach the driver."""
-    namespace = {name: _portable_errors(getattr(worker_cls, name)) for name in names}
+    namespace: dict[str, Any] = {name: _portable_errors(getattr(worker_cls, name)) for name in names}
     namespace["__doc__"] = worker_cls.__doc__
+    namespace["_vsr1_node_id"] = _node_id_of_actor
     return type(worker_cls.__name__, (worker_cls,), namespace)
+
+
+def _node_id_of_actor(self: Any) -> str:
+    """The id of the Ray node the actor runs on, as the actor itself sees it (the group's start-up call)."""
+    return ray.get_runtime_context().get_node_id()
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -193,7 +225,9 @@ class RayResourcePool:
             error that lists what was asked and what is free.
 
     The placement groups are created when the first group starts and removed when the last group on the pool shuts
-    down (or by :meth:`remove`). Each is ``STRICT_PACK``: a node's processes share that node.
+    down (or by :meth:`remove`). Each is ``STRICT_PACK``: a node's processes share that node. With several nodes each
+    group is pinned to a distinct alive Ray node that has the node's resources in total (:class:`ClusterError` at
+    once when the cluster has too few such nodes), so two nodes' ranks never share a machine.
     """
 
     def __init__(
@@ -222,6 +256,7 @@ class RayResourcePool:
         self._placement_groups: list[PlacementGroup] = []
         self._groups: dict[int, str] = {}  # id(worker group) -> its name prefix
         self._ports_given: set[tuple[str, int]] = set()
+        self._node_ids: list[str] = []
 
     @property
     def world_size(self) -> int:
@@ -239,13 +274,65 @@ class RayResourcePool:
             "num_gpus": 1.0 / self.max_colocate_count if self.use_gpu else 0.0,
         }
 
+    def node_bundle(self, processes: int) -> dict[str, float]:
+        """The resources ``processes`` ranks reserve on one node together."""
+        return {key: value * processes for key, value in self.bundle().items()}
+
+    def _choose_nodes(self) -> list[str] | None:
+        """The Ray node id each of the pool's nodes is pinned to, or None for a one-node pool (Ray picks the node).
+
+        Raises :class:`ClusterError` when fewer alive nodes than the pool's nodes hold the per-node resources in
+        total: with a cluster that is too small the placement groups would only wait for ``ready_timeout_s``.
+        Among the nodes that fit, those where the resources are free right now come first.
+        """
+        nodes = [node for node in ray.nodes() if node.get("Alive")]
+        try:
+            free = ray._private.state.state.available_resources_per_node()
+        except Exception:  # a private API: without it, order by the totals
+            free = {}
+
+        def fits(resources: dict[str, float], processes: int) -> bool:
+            return all(resources.get(key, 0.0) >= value for key, value in self.node_bundle(processes).items())
+
+        chosen: list[str] = []
+        for processes in self.process_on_nodes:
+            candidates = [n for n in nodes if n["NodeID"] not in chosen and fits(n["Resources"], processes)]
+            candidates.sort(key=lambda n: fits(free.get(n["NodeID"], {}), processes), reverse=True)
+            if not candidates:
+                raise ClusterError(self._too_small_message(nodes))
+            chosen.append(candidates[0]["NodeID"])
+        return chosen if len(self.process_on_nodes) > 1 else None
+
+    def _too_small_message(self, nodes: list[dict[str, Any]]) -> str:
+        wanted = ", ".join(f"{self.node_bundle(n)}" for n in self.process_on_nodes)
+        have = "; ".join(
+            f"{node['NodeManagerAddress']} (node {node['NodeID'][:8]}): "
+            + ", ".join(f"{key}={value:g}" for key, value in sorted(node["Resources"].items()) if key in ("CPU", "GPU"))
+            for node in nodes
+        )
+        return (
+            f"the Ray cluster cannot hold {len(self.process_on_nodes)} node(s) of {self.process_on_nodes} process(es) "
+            f"on distinct nodes: each needs {wanted} in total; the cluster has {len(nodes)} alive node(s): "
+            f"{have or 'none'}. Start Ray on more nodes (ray start --address=<head>:6379 on each) or ask for fewer "
+            "nodes or processes per node"
+        )
+
     def placement_groups(self) -> list[PlacementGroup]:
-        """The pool's placement groups (one per node), created and waited for on first use."""
+        """The pool's placement groups (one per node, each on its own Ray node), created and waited for on first
+        use."""
         if not self._placement_groups:
-            groups = [
-                placement_group([self.bundle()] * n, strategy="STRICT_PACK", name=f"{self.name_prefix}_node{i}")
-                for i, n in enumerate(self.process_on_nodes)
-            ]
+            targets = self._choose_nodes()
+            groups = []
+            for i, n in enumerate(self.process_on_nodes):
+                selector = None if targets is None else [{NODE_ID_LABEL: targets[i]}] * n
+                groups.append(
+                    placement_group(
+                        [self.bundle()] * n,
+                        strategy="STRICT_PACK",
+                        name=f"{self.name_prefix}_node{i}",
+                        bundle_label_selector=selector,
+                    )
+                )
             try:
                 ray.get([pg.ready() for pg in groups], timeout=self.ready_timeout_s)
             except GetTimeoutError:
@@ -253,11 +340,36 @@ class RayResourcePool:
                     remove_placement_group(pg)
                 raise RuntimeError(
                     f"the cluster did not grant {len(groups)} placement group(s) of {self.process_on_nodes} bundles "
-                    f"{self.bundle()} (STRICT_PACK per node) within {self.ready_timeout_s:.0f}s; free resources: "
-                    f"{ray.available_resources()}"
+                    f"{self.bundle()} (STRICT_PACK per node, each on its own node) within "
+                    f"{self.ready_timeout_s:.0f}s; free resources: {ray.available_resources()}"
                 ) from None
             self._placement_groups = groups
+            self._node_ids = [ray.util.placement_group_table(pg)["bundles_to_node_id"][0] for pg in groups]
         return list(self._placement_groups)
+
+    @property
+    def node_ids(self) -> list[str]:
+        """The Ray node id of each of the pool's nodes, in node order (the placement groups are made if needed)."""
+        self.placement_groups()
+        return list(self._node_ids)
+
+    def node_names(self) -> list[str]:
+        """Each of the pool's nodes as messages name it (``node <ip> (id <prefix>)``), in node order."""
+        address = {node["NodeID"]: node["NodeManagerAddress"] for node in ray.nodes()}
+        return [_node_name(address.get(node_id, "?"), node_id) for node_id in self.node_ids]
+
+    def run_on_each_node(self, fn: Callable[..., Any], *args: Any, nodes: Sequence[int] | None = None) -> list[Any]:
+        """``fn(*args)`` in a zero-resource task on each of the pool's nodes (or on the nodes ``nodes`` lists, by
+        index), inside the node's placement group; the results in that order."""
+        groups = self.placement_groups()
+        task = ray.remote(num_cpus=0)(fn)
+        refs = [
+            task.options(
+                scheduling_strategy=PlacementGroupSchedulingStrategy(groups[i], placement_group_bundle_index=0)
+            ).remote(*args)
+            for i in (range(len(groups)) if nodes is None else nodes)
+        ]
+        return ray.get(refs)
 
     def slots(self) -> list[_Slot]:
         """Where each rank runs, in rank order: node by node, bundle by bundle."""
@@ -271,7 +383,7 @@ class RayResourcePool:
         """Remove the placement groups now; actors still running in them are killed."""
         for pg in self._placement_groups:
             remove_placement_group(pg)
-        self._placement_groups = []
+        self._placement_groups, self._node_ids = [], []
         self._ports_given.clear()
 
     def _join(self, group: RayWorkerGroup, name: str) -> None:
@@ -389,6 +501,7 @@ class RayWorkerGroup:
         self.name_prefix = name_prefix or f"{worker_cls.__name__}_{uuid.uuid4().hex[:8]}"
         self._workers: list[ray.actor.ActorHandle] = []
         self._worker_names: list[str] = []
+        self._rank_nodes: list[tuple[str, str]] = []  # (node IP, node id) per rank
         self._master: tuple[str, int] | None = None
         resource_pool._join(self, self.name_prefix)
         self._alive = True
@@ -425,7 +538,16 @@ class RayWorkerGroup:
             options = dict(name=name, scheduling_strategy=strategy, runtime_env={"env_vars": env}, **resources)
             self._workers.append(remote_cls.options(**options).remote(*args, **kwargs))
             self._worker_names.append(name)
-        self._gather("__init__", [worker.__ray_ready__.remote() for worker in self._workers], None)
+        # Each actor says where it runs once its __init__ is done (a failing __init__ raises here).
+        node_ids = self._gather("__init__", [worker._vsr1_node_id.remote() for worker in self._workers], None)
+        address = {node["NodeID"]: node["NodeManagerAddress"] for node in ray.nodes()}
+        self._rank_nodes = [(address.get(node_id, "?"), node_id) for node_id in node_ids]
+        if self.spans_nodes:
+            logger.info(
+                "%s ranks by node: %s",
+                self.name_prefix,
+                "; ".join(f"rank {rank} on {_node_name(*node)}" for rank, node in enumerate(self._rank_nodes)),
+            )
 
     def _bound_method(self, name: str, spec: MethodSpec) -> Callable[..., Any]:
         def method(*args: Any, **kwargs: Any) -> Any:
@@ -458,6 +580,21 @@ class RayWorkerGroup:
     def master_address(self) -> tuple[str, int]:
         """``(MASTER_ADDR, MASTER_PORT)`` handed to the ranks."""
         return self._master
+
+    @property
+    def resource_pool(self) -> RayResourcePool:
+        """The pool the group's actors run in."""
+        return self._pool
+
+    @property
+    def rank_nodes(self) -> list[tuple[str, str]]:
+        """``(node IP, Ray node id)`` of each rank, in rank order, as each actor reported it at start-up."""
+        return list(self._rank_nodes)
+
+    @property
+    def spans_nodes(self) -> bool:
+        """Whether the ranks run on more than one Ray node."""
+        return len({node_id for _, node_id in self._rank_nodes}) > 1
 
     @property
     def worker_class(self) -> type[Worker]:
@@ -505,6 +642,8 @@ class RayWorkerGroup:
             try:
                 values[rank] = ray.get(ready[0])
             except RayError as err:
+                if not isinstance(err, RayActorError) and pending:
+                    rank, err = _dead_peer(pending, rank_of) or (rank, err)
                 raise self._worker_error(method, rank, err) from err
         return values
 
@@ -512,8 +651,11 @@ class RayWorkerGroup:
         """The error for ``rank`` failing in ``method``: its first line carries the exception raised inside the
         worker (type and message), not Ray's wrapper; the worker's traceback follows."""
         cls = self._worker_cls.__name__
-        where = f"rank {rank} of {self.world_size} (actor {self._worker_names[rank]})"
+        node = _node_name(*self._rank_nodes[rank]) if self.spans_nodes and rank < len(self._rank_nodes) else ""
+        where = f"rank {rank} of {self.world_size} (actor {self._worker_names[rank]}" + (f", {node})" if node else ")")
         cause_type, cause_message, cause_types, remote_traceback = _describe_ray_error(err)
+        if node and isinstance(err, RayActorError) and _node_left(self._rank_nodes[rank][1]):
+            cause_message = f"{cause_message} ({node} left the cluster)"
         if isinstance(err, RayTaskError):
             head = f"{cls}.{method} raised on {where}: {cause_type}: {_one_line(cause_message)}"
         elif isinstance(err, ActorDiedError):
@@ -534,6 +676,7 @@ class RayWorkerGroup:
             cause_message=cause_message,
             cause_types=cause_types,
             remote_traceback=remote_traceback,
+            node=node,
         )
 
     def __getattr__(self, name: str) -> Any:
@@ -566,6 +709,24 @@ class RayWorkerGroup:
         self.shutdown()
 
 
+def _node_left(node_id: str, wait_s: float = _NODE_DEATH_WAIT_S) -> bool:
+    """Whether Ray reports the node dead (or gone), waiting up to ``wait_s`` for the report to arrive: an actor's
+    death is seen before its node's."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        alive = {node["NodeID"]: node.get("Alive", False) for node in ray.nodes()}
+        if not alive.get(node_id, False):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+
+
+def _node_name(ip: str, node_id: str) -> str:
+    """A node as messages name it: its IP and the first 8 hex digits of its Ray node id."""
+    return f"node {ip} (id {node_id[:8]})"
+
+
 def _describe_ray_error(err: RayError) -> tuple[str, str, tuple[str, ...], str]:
     """``(type, message, class and base names, worker traceback)`` of the exception behind a Ray error."""
     if isinstance(err, RayTaskError):
@@ -588,6 +749,23 @@ def _describe_ray_error(err: RayError) -> tuple[str, str, tuple[str, ...], str]:
             return found[0], found[1], (found[0].rsplit(".", 1)[-1],), _ANSI.sub("", text)
     names = tuple(klass.__name__ for klass in type(err).__mro__)
     return type(err).__name__, _death_summary(str(err)), names, ""
+
+
+def _dead_peer(pending: list[ray.ObjectRef], rank_of: dict[ray.ObjectRef, int]) -> tuple[int, RayError] | None:
+    """A rank among ``pending`` whose process (or node) died, waiting up to ``_PEER_DEATH_GRACE_S`` for it.
+
+    When a rank's process or its whole node dies, the ranks it shares a collective with fail at once with a
+    connection error of their own, usually before Ray reports the death: the dead rank is the cause worth naming.
+    """
+    ready, _ = ray.wait(pending, num_returns=len(pending), timeout=_PEER_DEATH_GRACE_S)
+    for ref in ready:
+        try:
+            ray.get(ref)
+        except RayActorError as err:
+            return rank_of[ref], err
+        except RayError:
+            continue
+    return None
 
 
 def _put_once(value: Any) -> Any:

@@ -25,11 +25,11 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from ..utils import checkpoint as ckpt
-from ..utils.config_utils import config_to_dict, save_config
+from ..utils.config_utils import ConfigError, config_to_dict, save_config
 from ..utils.tracking import Tracking
 from . import TrainingAborted
 
@@ -37,6 +37,12 @@ logger = logging.getLogger(__name__)
 
 PROGRESS_FILE = "progress.json"
 METRICS_FILE = "metrics.jsonl"
+# Written into trainer.save_checkpoint_path by rank 0's node at start-up and read back on every node and by the
+# trainer process: each rank writes its own checkpoint shards there and the trainer completes the checkpoint.
+SHARED_FOLDER_MARKER = ".shared_folder_check"
+# Tests only: "<Ray node id>:<folder>" makes that node see every path it checks under <folder>, so that one
+# machine can play a node whose checkpoint folder is not the one the others see.
+TEST_NODE_ROOT_ENV = "VSR1_TEST_NODE_ROOT"
 
 # Worker methods whose failure is a set-up failure: model loading, engine start, loading the checkpoint to
 # resume from. A rerun repeats it.
@@ -115,6 +121,47 @@ def drop_rows_after(path: str, step: int) -> int:
             f.writelines(kept)
         os.replace(tmp, path)
     return dropped
+
+
+def _node_view(path: str) -> str:
+    """``path`` as this node sees it: the same path, unless a test gives this Ray node its own root."""
+    node_id, _, root = os.environ.get(TEST_NODE_ROOT_ENV, "").partition(":")
+    if root:
+        import ray
+
+        if ray.is_initialized() and ray.get_runtime_context().get_node_id() == node_id:
+            return root + path
+    return path
+
+
+def write_folder_marker(folder: str, token: str) -> None:
+    """Write ``token`` into the shared-folder marker in ``folder`` (made when missing), as this node sees it."""
+    folder = _node_view(folder)
+    os.makedirs(folder, exist_ok=True)
+    ckpt.write_json_atomic(os.path.join(folder, SHARED_FOLDER_MARKER), {"token": token})
+
+
+def read_folder_marker(folder: str) -> str | None:
+    """The token in ``folder``'s shared-folder marker as this node sees it; None when there is none."""
+    import json
+
+    try:
+        with open(os.path.join(_node_view(folder), SHARED_FOLDER_MARKER), encoding="utf-8") as f:
+            return str(json.load(f)["token"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def remove_folder_marker(folder: str) -> None:
+    """Remove ``folder``'s shared-folder marker (this node's view)."""
+    with suppress(FileNotFoundError):
+        os.remove(os.path.join(_node_view(folder), SHARED_FOLDER_MARKER))
+
+
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
 
 
 def is_setup_error(method: str, cause_types: tuple[str, ...] | list[str]) -> bool:
@@ -227,14 +274,58 @@ class TrainingLoop:
 
     def init_workers(self) -> None:
         """Start the worker groups, then resume; a worker failing to start raises TrainingAborted with its cause."""
-        from ..single_controller import WorkerError
+        from ..single_controller import ClusterError, WorkerError
 
         self.phase = "init_workers"
         try:
             self._start_workers()
+            self.check_shared_checkpoint_folder()
             self.resume()
         except WorkerError as exc:
             raise self._worker_failure(exc) from exc
+        except ClusterError as exc:
+            t = self.config.trainer
+            raise ConfigError(
+                f"trainer.nnodes={t.nnodes} x trainer.n_gpus_per_node={t.n_gpus_per_node} does not fit the Ray "
+                f"cluster: {exc}"
+            ) from exc
+
+    def _resource_pool(self) -> Any:
+        """The resource pool of the checkpointed worker groups (None for groups that are not Ray groups)."""
+        for group in self._checkpoint_groups().values():
+            pool = getattr(group, "resource_pool", None)
+            if pool is not None:
+                return pool
+        return None
+
+    def check_shared_checkpoint_folder(self) -> None:
+        """Stop with a config error unless ``trainer.save_checkpoint_path`` is one folder that every node of the
+        workers and this process see: rank 0's node writes a marker with a fresh token there, every node and this
+        process read it back. Every rank writes its own shards into the folder and this process completes each
+        checkpoint there, so a folder local to each node would fail at the first save or, worse, at resume."""
+        import uuid
+
+        pool = self._resource_pool()
+        if pool is None:
+            return
+        folder = self.config.trainer.save_checkpoint_path
+        token = uuid.uuid4().hex
+        pool.run_on_each_node(write_folder_marker, folder, token, nodes=[0])
+        try:
+            seen = pool.run_on_each_node(read_folder_marker, folder)
+            names = pool.node_names()
+            blind = [name for name, found in zip(names, seen) if found != token]
+            if read_folder_marker(folder) != token:
+                blind.append(f"the trainer process on {_host()}")
+        finally:
+            pool.run_on_each_node(remove_folder_marker, folder, nodes=[0])
+        if blind:
+            raise ConfigError(
+                f"trainer.save_checkpoint_path={folder} is not the same folder on every node: the marker rank 0's "
+                f"{names[0]} wrote there is not seen by {', '.join(blind)}. Every rank writes its own checkpoint "
+                "shards into this folder and the trainer process completes each checkpoint there: set it to a path "
+                "on storage that every node mounts at the same place (NFS, Lustre, a cloud file system)"
+            )
 
     def shutdown(self) -> None:
         for group in reversed(list(self._checkpoint_groups().values())):
@@ -308,7 +399,8 @@ class TrainingLoop:
     # ------------------------------------------------------------------ failures
 
     def _worker_failure(self, exc: Exception) -> TrainingAborted:
-        """One message for a failed worker: who, where, the exception raised inside it, and what to do next
+        """One message for a failed worker: who (and on which node, with several), where, the exception raised
+        inside it, and what to do next
         (resume from the last checkpoint, or, when a rerun would fail the same way, fix what the cause names)."""
         method = getattr(exc, "method", "?")
         cause_type = getattr(exc, "cause_type", "") or type(exc).__name__
@@ -317,9 +409,11 @@ class TrainingLoop:
             cause = f"{cause_type}: " + " | ".join(line.strip() for line in cause_message.splitlines() if line.strip())
         else:
             cause = str(exc).split("\n", 1)[0]
+        node = getattr(exc, "node", "")  # named when the workers span several nodes
         head = (
-            f"the {self._role(getattr(exc, 'group', ''))} worker (rank {getattr(exc, 'rank', '?')}) failed during "
-            f"{method} at step {self.global_step} (phase {self.phase}): {cause}"
+            f"the {self._role(getattr(exc, 'group', ''))} worker (rank {getattr(exc, 'rank', '?')})"
+            + (f" on {node}" if node else "")
+            + f" failed during {method} at step {self.global_step} (phase {self.phase}): {cause}"
         )
         if is_setup_error(method, tuple(getattr(exc, "cause_types", ()))):
             latest = self._last_checkpoint()

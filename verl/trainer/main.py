@@ -20,19 +20,48 @@ from ..utils.config_utils import ConfigError, format_config, load_config
 from . import TrainingAborted
 from .config import PPOConfig
 
+# The driver's environment variables that every worker on every node gets (Ray's job-wide runtime_env): the
+# engine's and the project's switches, the Hugging Face cache and token, the tracker's settings, and the import
+# path (so the workers import the same ``verl`` as the driver).
+WORKER_ENV_PREFIXES = ("VLLM_", "TOKENIZERS_", "VSR1_", "HF_", "WANDB_")
+WORKER_ENV_NAMES = ("PYTHONPATH",)
+
+
+def worker_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The variables of ``environ`` (this process's by default) that the workers get, on every node.
+
+    Under ``ray job submit`` the job's own ``runtime_env`` variables are left out: they are this process's
+    variables too, already reach every worker, and Ray refuses a driver that sets one of them again."""
+    import json
+
+    environ = dict(os.environ if environ is None else environ)
+    try:
+        job = json.loads(environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}")
+        from_job = set((job.get("runtime_env") or {}).get("env_vars") or {})
+    except (ValueError, AttributeError):
+        from_job = set()
+    return {
+        k: v
+        for k, v in environ.items()
+        if (k.startswith(WORKER_ENV_PREFIXES) or k in WORKER_ENV_NAMES) and k not in from_job
+    }
+
 
 def init_ray(num_cpus: int | None) -> None:
-    """Start a local Ray instance with ``num_cpus`` (all when ``None``), or join the cluster named by
-    ``$RAY_ADDRESS``; the workers get this process's ``VLLM_*``, ``TOKENIZERS_*`` and ``VSR1_*`` variables."""
+    """Start a local Ray instance of the run's own with ``num_cpus`` (all when ``None``), or join the cluster named by
+    ``$RAY_ADDRESS`` (``ray start`` on each node, or ``ray job submit``); the workers, on every node, get this
+    process's variables that :func:`worker_env` selects. Whether the cluster has the nodes the run asks for is
+    checked when the workers' placement groups are made (:class:`~verl.single_controller.ClusterError`)."""
     import ray
 
     if ray.is_initialized():
         return
-    env = {k: v for k, v in os.environ.items() if k.startswith(("VLLM_", "TOKENIZERS_", "VSR1_"))}
+    runtime_env = {"env_vars": worker_env()}
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(runtime_env={"env_vars": env})
+        ray.init(runtime_env=runtime_env)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env={"env_vars": env})
+        # "local": a new instance of this run's own, never the cluster a `ray start` on this machine last made.
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, runtime_env=runtime_env)
 
 
 def run(argv: list[str] | None = None) -> dict[str, float]:

@@ -143,6 +143,15 @@ def packed_positions(valid: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     return text_pos
 
 
+def packed_predictors(valid: torch.Tensor, response_length: int) -> torch.Tensor:
+    """(B, R) indices into the packed sequence (the valid tokens of all rows, row after row) of the token before
+    each of the last ``response_length`` columns of the (B, L) grid ``valid``: the state that predicts that
+    response token. Columns that are padding get the index of an earlier valid token (mask them out)."""
+    batch_size, width = valid.shape
+    packed_index = (valid.flatten().cumsum(0) - 1).clamp(min=0).view(batch_size, width)
+    return packed_index[:, width - response_length - 1 : width - 1]
+
+
 _WEIGHTED_LOSSES = ("actor/pg_loss", "actor/kl_loss", "actor/entropy")
 
 
@@ -239,8 +248,7 @@ class DataParallelActor:
             temperature = temperature.to(ids.device).unsqueeze(-1).expand(-1, kept_response)[scored]
         if self.config.padding_free:
             valid = mask.bool()
-            packed_index = (valid.flatten().cumsum(0) - 1).view(batch_size, width)  # grid cell -> packed token
-            predictors = packed_index[:, width - kept_response - 1 : width - 1][scored]
+            predictors = packed_predictors(valid, kept_response)[scored]
             model_inputs = {
                 "input_ids": ids[valid].unsqueeze(0),
                 "position_ids": packed_positions(valid, pos),

@@ -578,6 +578,10 @@ def test_chunked_token_log_probs_hand_worked(chunk_tokens):
     )
     _close(lp, _EXPECTED_LP)
     _close(ent, [_H2, _H2, _H3])
+    _, logged = ca.chunked_token_log_probs(
+        _HIDDEN, lambda h: h @ _HEAD.T, _TARGETS, with_entropy=True, entropy_grad=False, chunk_tokens=chunk_tokens
+    )
+    _close(logged, [_H2, _H2, _H3])
     # temperature 2 on doubled hidden states gives the same distribution, per token or for all
     lp2, _ = ca.chunked_token_log_probs(2 * _HIDDEN, lambda h: h @ _HEAD.T, _TARGETS, 2.0, chunk_tokens=chunk_tokens)
     _close(lp2, _EXPECTED_LP)

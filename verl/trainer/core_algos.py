@@ -111,15 +111,20 @@ def token_log_probs_from_logits(
     are divided in fp32; the log-probability is gathered first and ``logsumexp`` subtracted
     (``z_t - logsumexp(z)``), so no (N, V) log-softmax is built beside the logits. ``entropy_grad=False`` builds
     the entropy without autograd (it is only logged)."""
+    scaled = logits.float()
     if isinstance(temperature, torch.Tensor):
-        temperature = temperature.to(device=logits.device, dtype=torch.float32).unsqueeze(-1)
-    scaled = logits.float() / temperature
+        scaled = scaled / temperature.to(device=logits.device, dtype=torch.float32).unsqueeze(-1)
+    elif temperature != 1.0:  # 1 divides nothing: no (N, V) copy for it
+        scaled = scaled / temperature
     normaliser = torch.logsumexp(scaled, dim=-1)
     log_probs = scaled.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - normaliser
     entropy = None
-    if with_entropy:
-        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-            entropy = entropy_from_logits(scaled if entropy_grad else scaled.detach())
+    if with_entropy and entropy_grad:
+        entropy = entropy_from_logits(scaled)
+    elif with_entropy:  # only logged: one (N, V) buffer, no graph; H = logsumexp(z) - sum_v p_v z_v
+        with torch.no_grad():
+            probs = (scaled - normaliser.unsqueeze(-1)).exp_()
+            entropy = normaliser - (probs.unsqueeze(-2) @ scaled.unsqueeze(-1)).flatten()
     return log_probs, entropy
 
 
@@ -130,7 +135,7 @@ def chunked_token_log_probs(
     temperature: float | torch.Tensor = 1.0,
     with_entropy: bool = False,
     entropy_grad: bool = True,
-    chunk_tokens: int = 1024,
+    chunk_tokens: int = 512,
     score: Callable[..., tuple[torch.Tensor, torch.Tensor | None]] = token_log_probs_from_logits,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Log-probs (and entropies) of ``targets`` from the hidden states that predict them, a chunk at a time.

@@ -56,7 +56,7 @@ def test_memory_bench_before_and_after_compute_the_same_log_probs_and_update() -
     from verl.workers.actor.dp_actor import DataParallelActor
 
     model = memory.tiny_model(vocab=300)
-    data = memory.make_batch(24, vocab=300)
+    data = memory.make_batch(8, vocab=300)
     legacy = memory.legacy_actor_class()
     for padding_free in (False, True):
         config = memory._actor_config(padding_free)

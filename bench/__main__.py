@@ -1,4 +1,4 @@
-"""``python -m bench [peer] [rollout] [scaling] [gpu]``: run the benchmarks and rewrite BENCHMARKS.md.
+"""``python -m bench [peer] [rollout] [scaling] [gpu] [memory]``: run the benchmarks and rewrite BENCHMARKS.md.
 
 With no names it runs the CPU ones (peer + self-reward overhead, rollout engines, scaling); ``make bench``
 installs TRL into ``.bench-deps`` first. Each section of BENCHMARKS.md is rewritten only when its benchmark
@@ -20,7 +20,7 @@ from .common import REPO, STEP, machine, tiny_assets
 
 OUT = REPO / "BENCHMARKS.md"
 RESULTS = REPO / "bench" / "results"
-CPU_BENCHES = ("peer", "rollout", "scaling")
+CPU_BENCHES = ("peer", "rollout", "scaling", "memory")
 PEER_TARGET, HOP_TARGET, MFU_TARGET = 0.5, 1.10, 0.40
 NOTES = "## Reading the numbers"
 
@@ -151,11 +151,49 @@ def gpu_section(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def memory_section(r: dict[str, Any]) -> str:
+    by = {(c["op"], c["response"], c["path"], c["version"]): c for c in r["cases"]}
+    responses = sorted({c["response"] for c in r["cases"]})
+
+    def cell(case: dict[str, Any]) -> str:
+        if "skipped" in case:
+            return "not run"
+        return case.get("error", f"{case['added_gb']:.2f}")
+
+    lines = [
+        f"A random Qwen2 language model (2 layers, hidden 64) with Qwen's vocabulary ({r['vocab']:,} tokens), fp32, "
+        f"{r['rows']} rows: prompts of {r['prompt']} and {r['prompt'] - 16} tokens, responses of R and R/2 tokens. "
+        "Peak memory added by the call (GB): each case in a fresh process, its peak resident set (`ru_maxrss`) "
+        "minus its resident set just before the call. *before*: full logits, the padding-free path through a "
+        "zero-filled (B, L, V) grid, an fp32 log-softmax over (B, R, V) (kept in `bench/memory.py` as "
+        "`LegacyActor`); *after*: the output layer on the response positions only, 512 tokens at a time. "
+        "*before* cases whose response logits exceed "
+        f"{r.get('before_limit_gb', 1.3)} GB are not run (the old path holds several copies of them). "
+        "`log_probs` is `compute_log_prob` with entropy (the old-log-prob pass), `update` one `update_policy` "
+        "(KL loss, no entropy bonus).",
+        "",
+        "| call | R | response logits B×R×V fp32 (GB) | padded before | padded after "
+        "| padding-free before | padding-free after |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for op in ("log_probs", "update"):
+        for response in responses:
+            logits_gb = r["rows"] * response * r["vocab"] * 4 / 1e9
+            cells = " | ".join(
+                cell(by[(op, response, path, version)])
+                for path in ("padded", "padding-free")
+                for version in ("before", "after")
+            )
+            lines.append(f"| {op} | {response} | {logits_gb:.2f} | {cells} |")
+    return "\n".join(lines)
+
+
 SECTIONS = {
     "peer": ("1–2. Step time against TRL's GRPOTrainer, and the self-reward overhead", peer_section),
     "rollout": ("3. Rollout engines", rollout_section),
     "scaling": ("4. Scaling with batch and response length", scaling_section),
     "gpu": ("5. GPU: actor throughput and MFU", gpu_section),
+    "memory": ("6. Memory of the log-prob pass and the update at Qwen's vocabulary", memory_section),
 }
 
 
@@ -195,7 +233,8 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(names) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {list(SECTIONS)}")
-    model, train_file = tiny_assets(Path(args.assets))
+    if set(names) & {"peer", "rollout", "scaling"}:  # the others build their own models
+        model, train_file = tiny_assets(Path(args.assets))
     results: dict[str, Any] = {}
     durations: dict[str, float] = {}
     RESULTS.mkdir(exist_ok=True)
@@ -218,6 +257,10 @@ def main(argv: list[str] | None = None) -> None:
             from . import gpu
 
             results[name] = gpu.run()
+        elif name == "memory":
+            from . import memory
+
+            results[name] = memory.run()
         durations[name] = time.perf_counter() - start
         (RESULTS / f"{name}.json").write_text(json.dumps(results[name], indent=2, default=str))
         print(f"    {name}: {durations[name]:.0f} s", file=sys.stderr, flush=True)

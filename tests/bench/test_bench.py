@@ -43,3 +43,44 @@ def test_unknown_benchmark_names_are_refused(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit):
         bench_main.main(["nonsense"])
     assert "unknown benchmark" in capsys.readouterr().err
+
+
+def test_memory_bench_before_and_after_compute_the_same_log_probs_and_update() -> None:
+    """The kept old computation ("before") and the current one score the same batch alike, padded and
+    padding-free, so the memory table compares like with like."""
+    import copy
+
+    import torch
+
+    from bench import memory
+    from verl.workers.actor.dp_actor import DataParallelActor
+
+    model = memory.tiny_model(vocab=300)
+    data = memory.make_batch(8, vocab=300)
+    legacy = memory.legacy_actor_class()
+    for padding_free in (False, True):
+        config = memory._actor_config(padding_free)
+        old = legacy(config, model).compute_log_prob(data, with_entropy=True)
+        new = DataParallelActor(config, model).compute_log_prob(data, with_entropy=True)
+        for key in ("log_probs", "entropies"):
+            torch.testing.assert_close(new.batch[key], old.batch[key], atol=1e-5, rtol=1e-5)
+        updated = {}
+        for name, actor_class in (("old", legacy), ("new", DataParallelActor)):
+            clone = copy.deepcopy(model)
+            actor_class(config, clone, torch.optim.SGD(clone.parameters(), lr=0.1)).update_policy(data)
+            updated[name] = dict(clone.named_parameters())
+        for key, value in updated["old"].items():
+            torch.testing.assert_close(updated["new"][key], value, atol=1e-6, rtol=1e-5)
+
+
+def test_memory_section_lists_every_case_and_the_logit_size() -> None:
+    from bench.memory import cases
+
+    listed = cases((512, 2048))
+    assert len(listed) == 2 * 2 * 2 * 2
+    assert all("skipped" in c for c in listed if c["version"] == "before" and c["response"] == 2048)
+    results = [{**c, "added_gb": 0.5} if "skipped" not in c else c for c in listed]
+    text = bench_main.memory_section({"rows": 2, "prompt": 64, "vocab": 151_936, "cases": results})
+    # 2 rows x 2048 tokens x 151,936 x 4 bytes = 2.49 GB
+    assert "| update | 2048 | 2.49 | not run | 0.50 | not run | 0.50 |" in text
+    assert "| log_probs | 512 | 0.62 | 0.50 | 0.50 | 0.50 | 0.50 |" in text

@@ -557,3 +557,89 @@ def test_apply_kl_penalty_hand_worked():
     assert metrics["kl"] == pytest.approx(0.15)
     assert metrics["kl_coef"] == 0.5  # the coefficient used for this batch
     assert ctrl.kl_coef == pytest.approx(0.5 * (1 + 0.2 * 2 / 10))  # error clip(0.5) = 0.2, n_steps = 2
+
+
+# ------------------------------------------------------------------------------------------------ chunked log-probs
+
+# Head W maps h=(a, b) to logits (a, b, 0). For h = (ln 2, 0): z = (ln 2, 0, 0), softmax = (1/2, 1/4, 1/4), so
+# log p(0) = ln 1/2, log p(1) = ln 1/4, H = 1/2 ln 2 + 2 * 1/4 ln 4 = 1.5 ln 2. For h = (0, ln 3): softmax =
+# (1/5, 3/5, 1/5), log p(2) = ln 1/5, H = 2/5 ln 5 + 3/5 ln 5/3.
+_HEAD = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+_HIDDEN = torch.tensor([[math.log(2), 0.0], [math.log(2), 0.0], [0.0, math.log(3)]])
+_TARGETS = torch.tensor([0, 1, 2])
+_EXPECTED_LP = [math.log(1 / 2), math.log(1 / 4), math.log(1 / 5)]
+_H2, _H3 = 1.5 * math.log(2), 0.4 * math.log(5) + 0.6 * math.log(5 / 3)
+
+
+@pytest.mark.parametrize("chunk_tokens", [1, 2, 1024])
+def test_chunked_token_log_probs_hand_worked(chunk_tokens):
+    lp, ent = ca.chunked_token_log_probs(
+        _HIDDEN, lambda h: h @ _HEAD.T, _TARGETS, with_entropy=True, chunk_tokens=chunk_tokens
+    )
+    _close(lp, _EXPECTED_LP)
+    _close(ent, [_H2, _H2, _H3])
+    _, logged = ca.chunked_token_log_probs(
+        _HIDDEN, lambda h: h @ _HEAD.T, _TARGETS, with_entropy=True, entropy_grad=False, chunk_tokens=chunk_tokens
+    )
+    _close(logged, [_H2, _H2, _H3])
+    # temperature 2 on doubled hidden states gives the same distribution, per token or for all
+    lp2, _ = ca.chunked_token_log_probs(2 * _HIDDEN, lambda h: h @ _HEAD.T, _TARGETS, 2.0, chunk_tokens=chunk_tokens)
+    _close(lp2, _EXPECTED_LP)
+    per_token = torch.tensor([2.0, 1.0, 0.5])
+    scaled = _HIDDEN * per_token[:, None]
+    lp3, _ = ca.chunked_token_log_probs(scaled, lambda h: h @ _HEAD.T, _TARGETS, per_token, chunk_tokens=chunk_tokens)
+    _close(lp3, _EXPECTED_LP)
+    assert ca.chunked_token_log_probs(_HIDDEN, lambda h: h @ _HEAD.T, _TARGETS)[1] is None
+
+
+def test_chunked_token_log_probs_gradients_equal_the_full_log_softmax():
+    gen = torch.Generator().manual_seed(0)
+    hidden = torch.randn(7, 4, generator=gen, requires_grad=True)
+    weight = torch.randn(11, 4, generator=gen, requires_grad=True)
+    targets = torch.randint(0, 11, (7,), generator=gen)
+    temps = torch.tensor([1.0, 0.7, 1.3, 1.0, 2.0, 0.5, 1.0])
+    upstream = torch.randn(7, generator=gen)
+    ent_upstream = torch.randn(7, generator=gen)
+
+    logits = (hidden @ weight.T) / temps[:, None]
+    full_lp = torch.log_softmax(logits, -1).gather(-1, targets[:, None]).squeeze(-1)
+    full_ent = ca.entropy_from_logits(logits)
+    expected = torch.autograd.grad(
+        (full_lp * upstream + full_ent * ent_upstream).sum(), (hidden, weight), retain_graph=True
+    )
+
+    lp, ent = ca.chunked_token_log_probs(hidden, lambda h: h @ weight.T, targets, temps, True, chunk_tokens=3)
+    torch.testing.assert_close(lp, full_lp)
+    torch.testing.assert_close(ent, full_ent)
+    got = torch.autograd.grad((lp * upstream + ent * ent_upstream).sum(), (hidden, weight))
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b)
+    # entropy only logged: no gradient through it, the log-probs' gradient unchanged
+    lp, ent = ca.chunked_token_log_probs(
+        hidden, lambda h: h @ weight.T, targets, temps, True, entropy_grad=False, chunk_tokens=3
+    )
+    assert not ent.requires_grad and lp.requires_grad
+    got = torch.autograd.grad((lp * upstream).sum(), (hidden, weight))
+    for a, b in zip(got, torch.autograd.grad((full_lp * upstream).sum(), (hidden, weight))):
+        torch.testing.assert_close(a, b)
+
+
+def test_chunked_token_log_probs_keeps_no_chunk_logits_for_the_backward():
+    """Autograd holds the hidden states, never a (chunk, V) block of logits: those are recomputed."""
+    hidden = torch.randn(64, 4, requires_grad=True)
+    weight = torch.randn(1000, 4, requires_grad=True)
+    saved: list[int] = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        saved.append(tensor.numel())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        lp, _ = ca.chunked_token_log_probs(
+            hidden, lambda h: h @ weight.T, torch.zeros(64, dtype=torch.long), 1.0, True, chunk_tokens=16
+        )
+    assert saved and max(saved) < 16 * 1000
+    lp.sum().backward()
+    assert hidden.grad is not None and weight.grad is not None
+    with pytest.raises(ValueError, match="chunk_tokens must be >= 1"):
+        ca.chunked_token_log_probs(hidden, lambda h: h, torch.zeros(64, dtype=torch.long), chunk_tokens=0)

@@ -226,18 +226,21 @@ def test_dynamic_batching_update_equals_fixed_micro_batching(model, batch, loss_
 
 @pytest.mark.slow  # compiling on CPU takes a minute or two
 def test_use_torch_compile_compiles_the_log_prob_head_with_the_same_results(model, batch) -> None:
-    from verl.workers.actor.dp_actor import _gather_response_log_probs
+    from verl.trainer.core_algos import token_log_probs_from_logits
 
     plain = DataParallelActor(_actor_config(), model)
     compiled = DataParallelActor(_actor_config(use_torch_compile=True), model)
-    assert plain._response_log_probs is _gather_response_log_probs
-    assert compiled._response_log_probs is not _gather_response_log_probs
-    logits = torch.randn(2, 5, 11, generator=torch.Generator().manual_seed(0))
-    responses = torch.randint(0, 11, (2, 5), generator=torch.Generator().manual_seed(1))
-    expected = plain._response_log_probs(logits, responses, 0.7, True)
-    got = compiled._response_log_probs(logits, responses, 0.7, True)
+    assert plain._score_logits is token_log_probs_from_logits
+    assert compiled._score_logits is not token_log_probs_from_logits
+    logits = torch.randn(10, 11, generator=torch.Generator().manual_seed(0))
+    responses = torch.randint(0, 11, (10,), generator=torch.Generator().manual_seed(1))
+    expected = plain._score_logits(logits, responses, 0.7, True)
+    got = compiled._score_logits(logits, responses, 0.7, True)
     for a, b in zip(got, expected):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        compiled.compute_log_prob(batch).batch["log_probs"], plain.compute_log_prob(batch).batch["log_probs"]
+    )
 
 
 def test_padding_rows_of_weight_zero_are_not_trained(model, batch) -> None:
@@ -359,3 +362,109 @@ def test_v2_update_batch_on_the_tiny_model_minimises_the_two_hop_formula(model, 
     optimizer.step()
     for key, value in by_hand.named_parameters():
         torch.testing.assert_close(dict(clone.named_parameters())[key].detach(), value.detach(), atol=1e-6, rtol=1e-5)
+
+
+# ------------------------------------------------------------------ response-only, chunked log-probs
+
+
+def _full_logits_loss(model, batch: DataProto, upstream: torch.Tensor, ent_upstream: torch.Tensor) -> torch.Tensor:
+    """The straightforward computation the chunked one replaces: every position's logits, an fp32 log-softmax
+    over the whole vocabulary, the response part read off."""
+    from verl.trainer.core_algos import entropy_from_logits
+
+    b, mm = batch.batch, batch.non_tensor_batch["multi_modal_inputs"]
+    length = b["responses"].shape[1]
+    logits = model(
+        input_ids=b["input_ids"],
+        attention_mask=b["attention_mask"],
+        position_ids=b["position_ids"].transpose(0, 1),
+        pixel_values=torch.cat([m["pixel_values"] for m in mm]),
+        image_grid_thw=torch.cat([m["image_grid_thw"] for m in mm]),
+    ).logits[:, -length - 1 : -1]
+    logits = logits.float()
+    lp = torch.log_softmax(logits, -1).gather(-1, b["responses"].unsqueeze(-1)).squeeze(-1)
+    mask = b["response_mask"]
+    return ((lp * upstream + entropy_from_logits(logits) * ent_upstream) * mask).sum()
+
+
+def _ours_loss(actor: DataParallelActor, batch: DataProto, upstream, ent_upstream) -> torch.Tensor:
+    lp, ent = actor._forward(batch, 1.0, with_entropy=True, entropy_grad=True)
+    return ((lp * upstream + ent * ent_upstream) * batch.batch["response_mask"]).sum()
+
+
+def _grads(model, loss_fn) -> dict[str, torch.Tensor]:
+    model.zero_grad(set_to_none=True)
+    loss = loss_fn()
+    loss.backward()
+    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    return {"loss": loss.detach(), **grads}
+
+
+def _lora_model(model):
+    from peft import LoraConfig, get_peft_model
+
+    lora = get_peft_model(
+        copy.deepcopy(model), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "lm_head"])
+    )
+    with torch.no_grad():  # B starts at 0, which would hide the adapter from the logits
+        for name, param in lora.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.05, generator=torch.Generator().manual_seed(len(name)))
+    return lora
+
+
+@pytest.mark.parametrize("with_lora", [False, True], ids=["full", "lora"])
+def test_packed_and_padded_log_probs_and_gradients_equal_the_full_logits(model, batch, with_lora) -> None:
+    """With images (M-RoPE) and, with LoRA, adapters on the attention and on the output layer itself: both the
+    padded and the padding-free paths give the full-logits computation's log-probs, entropies and gradients."""
+    subject = _lora_model(model) if with_lora else copy.deepcopy(model)
+    subject.train()
+    generator = torch.Generator().manual_seed(3)
+    shape = batch.batch["responses"].shape
+    upstream, ent_upstream = torch.randn(shape, generator=generator), torch.randn(shape, generator=generator)
+    expected = _grads(subject, lambda: _full_logits_loss(subject, batch, upstream, ent_upstream))
+    assert any("lora" in name for name in expected) == with_lora
+    for padding_free in (False, True):
+        actor = DataParallelActor(_actor_config(padding_free=padding_free), subject)
+        got = _grads(subject, lambda actor=actor: _ours_loss(actor, batch, upstream, ent_upstream))
+        assert got.keys() == expected.keys()
+        for name in expected:
+            torch.testing.assert_close(got[name], expected[name], atol=1e-5, rtol=1e-4, msg=f"{padding_free} {name}")
+
+
+@pytest.mark.parametrize("padding_free", [False, True])
+def test_output_layer_sees_only_the_response_predictors_in_chunks(model, batch, padding_free, monkeypatch) -> None:
+    """The output layer runs on the hidden states that predict response tokens only (not prompt or image
+    tokens, not padding), at most LOG_PROB_CHUNK_TOKENS rows at a time, and is itself again afterwards."""
+    import verl.workers.actor.dp_actor as dp_actor
+
+    monkeypatch.setattr(dp_actor, "LOG_PROB_CHUNK_TOKENS", 4)
+    head = model.get_output_embeddings()
+    rows: list[int] = []
+    original = head.forward
+
+    def counting(hidden: torch.Tensor) -> torch.Tensor:
+        rows.append(hidden.flatten(0, -2).shape[0])
+        return original(hidden)
+
+    monkeypatch.setattr(head, "forward", counting)
+    actor = DataParallelActor(_actor_config(padding_free=padding_free), model)
+    actor.compute_log_prob(batch)
+    # micro-batches of 2 rows with 8 + 5 and 1 + 7 response tokens: chunks of at most 4
+    assert rows == [4, 4, 4, 1, 4, 4]
+    assert head.forward is counting  # the instance's own forward is put back
+    monkeypatch.undo()
+    assert "forward" not in head.__dict__
+    logits = model(input_ids=batch.batch["input_ids"][:1, -3:]).logits
+    assert logits.shape[-1] == model.config.get_text_config().vocab_size
+
+
+def test_logged_entropy_is_built_without_gradient(model, batch) -> None:
+    actor = DataParallelActor(_actor_config(), model)
+    model.train()
+    lp, ent = actor._forward(batch, 1.0, with_entropy=True, entropy_grad=False)
+    assert lp.requires_grad and not ent.requires_grad
+    lp, ent = actor._forward(batch, 1.0, with_entropy=True, entropy_grad=True)
+    assert ent.requires_grad
+    model.eval()

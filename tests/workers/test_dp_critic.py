@@ -84,3 +84,21 @@ def test_padding_free_values_equal_padded(model, make_vl_batch) -> None:
     packed = DataParallelCritic(_config(padding_free=True), critic_model).compute_values(batch).batch["values"]
     assert padded.abs().sum() > 0
     torch.testing.assert_close(packed, padded, atol=1e-5, rtol=1e-4)
+
+
+def test_padding_free_value_gradients_equal_padded(model, make_vl_batch) -> None:
+    """The packed path reads the response values straight off the packed sequence: same gradients as padded."""
+    batch = make_vl_batch(rows=4)
+    critic_model = ValueHeadModel(copy.deepcopy(model))
+    torch.nn.init.normal_(critic_model.value_head.weight, std=0.02)
+    upstream = torch.randn(batch.batch["responses"].shape, generator=torch.Generator().manual_seed(0))
+    grads = {}
+    for padding_free in (False, True):
+        critic_model.zero_grad(set_to_none=True)
+        (
+            DataParallelCritic(_config(padding_free=padding_free), critic_model)._values(batch) * upstream
+        ).sum().backward()
+        grads[padding_free] = {n: p.grad.clone() for n, p in critic_model.named_parameters() if p.grad is not None}
+    assert grads[True].keys() == grads[False].keys() and grads[False]
+    for name, value in grads[False].items():
+        torch.testing.assert_close(grads[True][name], value, atol=1e-5, rtol=1e-4, msg=name)

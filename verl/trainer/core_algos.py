@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 __all__ = [
     "ADV_ESTIMATORS",
@@ -42,6 +43,8 @@ __all__ = [
     "compute_rloo_outcome_advantage",
     "compute_value_loss",
     "entropy_from_logits",
+    "chunked_token_log_probs",
+    "token_log_probs_from_logits",
     "get_adv_estimator",
     "get_kl_controller",
     "kl_from_logits",
@@ -93,6 +96,77 @@ def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
     Computed through ``logsumexp`` so large logits neither overflow nor lose precision."""
     probs = torch.softmax(logits, dim=-1)
     return torch.logsumexp(logits, dim=-1) - (probs * logits).sum(dim=-1)
+
+
+def token_log_probs_from_logits(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    temperature: float | torch.Tensor = 1.0,
+    with_entropy: bool = False,
+    entropy_grad: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probability of each target token under ``softmax(logits / temperature)`` (and the entropy).
+
+    ``logits`` (N, V) in any dtype, ``targets`` (N,), ``temperature`` a float or one per token (N,). The logits
+    are divided in fp32; the log-probability is gathered first and ``logsumexp`` subtracted
+    (``z_t - logsumexp(z)``), so no (N, V) log-softmax is built beside the logits. ``entropy_grad=False`` builds
+    the entropy without autograd (it is only logged)."""
+    scaled = logits.float()
+    if isinstance(temperature, torch.Tensor):
+        scaled = scaled / temperature.to(device=logits.device, dtype=torch.float32).unsqueeze(-1)
+    elif temperature != 1.0:  # 1 divides nothing: no (N, V) copy for it
+        scaled = scaled / temperature
+    normaliser = torch.logsumexp(scaled, dim=-1)
+    log_probs = scaled.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - normaliser
+    entropy = None
+    if with_entropy and entropy_grad:
+        entropy = entropy_from_logits(scaled)
+    elif with_entropy:  # only logged: one (N, V) buffer, no graph; H = logsumexp(z) - sum_v p_v z_v
+        with torch.no_grad():
+            probs = (scaled - normaliser.unsqueeze(-1)).exp_()
+            entropy = normaliser - (probs.unsqueeze(-2) @ scaled.unsqueeze(-1)).flatten()
+    return log_probs, entropy
+
+
+def chunked_token_log_probs(
+    hidden: torch.Tensor,
+    head: Callable[[torch.Tensor], torch.Tensor],
+    targets: torch.Tensor,
+    temperature: float | torch.Tensor = 1.0,
+    with_entropy: bool = False,
+    entropy_grad: bool = True,
+    chunk_tokens: int = 512,
+    score: Callable[..., tuple[torch.Tensor, torch.Tensor | None]] = token_log_probs_from_logits,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probs (and entropies) of ``targets`` from the hidden states that predict them, a chunk at a time.
+
+    ``hidden`` (N, H) are the language model's last hidden states at the positions that predict the (N,)
+    ``targets``; ``head`` maps (n, H) to (n, V) logits (the output layer). Only ``chunk_tokens`` rows of logits
+    exist at once: with autograd on, each chunk is checkpointed, so its logits are recomputed in the backward
+    instead of being kept, and the memory is O(chunk x V) whatever N is. ``temperature`` is a float or one per
+    target (N,); ``score`` turns a chunk of logits into log-probs and entropies
+    (:func:`token_log_probs_from_logits` or a compiled copy of it)."""
+    if chunk_tokens < 1:
+        raise ValueError(f"chunk_tokens must be >= 1, got {chunk_tokens}")
+    per_token = isinstance(temperature, torch.Tensor)
+
+    def one_chunk(h: torch.Tensor, t: torch.Tensor, temp: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return score(head(h), t, temp, with_entropy, entropy_grad)
+
+    log_probs, entropies = [], []
+    for start in range(0, max(len(hidden), 1), chunk_tokens):
+        piece = slice(start, start + chunk_tokens)
+        temp = temperature[piece] if per_token else temperature
+        if torch.is_grad_enabled():
+            lp, ent = torch.utils.checkpoint.checkpoint(
+                one_chunk, hidden[piece], targets[piece], temp, use_reentrant=False
+            )
+        else:
+            lp, ent = one_chunk(hidden[piece], targets[piece], temp)
+        log_probs.append(lp)
+        entropies.append(ent)
+    entropy = torch.cat(entropies) if with_entropy else None
+    return torch.cat(log_probs), entropy
 
 
 def _broadcast(scores: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:

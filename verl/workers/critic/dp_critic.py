@@ -10,7 +10,14 @@ import torch
 
 from ...protocol import DataProto
 from ...trainer import core_algos
-from ..actor.dp_actor import _in_row_order, _micro_batches, _multimodal_kwargs, micro_batches, packed_positions
+from ..actor.dp_actor import (
+    _in_row_order,
+    _micro_batches,
+    _multimodal_kwargs,
+    micro_batches,
+    packed_positions,
+    packed_predictors,
+)
 
 
 class DataParallelCritic:
@@ -21,7 +28,8 @@ class DataParallelCritic:
 
     def _values(self, micro: DataProto) -> torch.Tensor:
         """Values of the states before each response token, 0 on padding. With ``padding_free`` the valid
-        tokens of all rows are packed into one sequence (as the actor does) and scattered back."""
+        tokens of all rows are packed into one sequence (as the actor does) and the values of the states before
+        the response tokens read off it."""
         batch = micro.batch
         response_length = batch["responses"].shape[-1]
         input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
@@ -37,8 +45,7 @@ class DataParallelCritic:
                 use_cache=False,
                 **mm_kwargs,
             )[0]
-            values = packed.new_zeros(attention_mask.shape)
-            values[valid] = packed
+            values = packed[packed_predictors(valid, response_length)]
         else:
             values = self.module(
                 input_ids=input_ids,
@@ -47,8 +54,9 @@ class DataParallelCritic:
                 use_cache=False,
                 **mm_kwargs,
             )
-        # The value of the state before each response token: hidden states at positions P-1 .. P+R-2.
-        return values[:, -response_length - 1 : -1].float() * batch["response_mask"]
+            # The value of the state before each response token: hidden states at positions P-1 .. P+R-2.
+            values = values[:, -response_length - 1 : -1]
+        return values.float() * batch["response_mask"]
 
     @torch.no_grad()
     def compute_values(self, data: DataProto) -> DataProto:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..models.rope import get_rope_index
+from ..models.family import family_of_processor
 from ..protocol import collate_fn
 
 logger = logging.getLogger(__name__)
@@ -366,14 +366,8 @@ class RLHFDataset(torch.utils.data.Dataset):
         inputs = self._encode(row)
         input_ids, attention_mask = inputs["input_ids"][0], inputs["attention_mask"][0]
         if row.images:
-            config = self.processor
-            position_ids = get_rope_index(
-                input_ids,
-                attention_mask,
-                image_grid_thw=inputs["image_grid_thw"],
-                image_token_id=config.tokenizer.convert_tokens_to_ids("<|image_pad|>"),
-                video_token_id=config.tokenizer.convert_tokens_to_ids("<|video_pad|>"),
-                spatial_merge_size=self.processor.image_processor.merge_size,
+            position_ids = family_of_processor(self.processor).position_ids(
+                self.processor, input_ids, attention_mask, image_grid_thw=inputs["image_grid_thw"]
             )
         elif self.processor is not None:
             position_ids = torch.arange(len(input_ids)).unsqueeze(0).expand(3, -1).clone()

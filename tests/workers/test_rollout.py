@@ -305,3 +305,42 @@ def test_vllm_weight_sync_of_merged_lora_matches_transformers(
     vllm_engine.load_weights(model.state_dict().items())
     base = vllm_engine.generate_sequences(_with_meta(prompts, do_sample=False))
     assert not torch.equal(base.batch["responses"], ours.batch["responses"])
+
+
+def test_hf_rollout_prefills_with_our_m_rope_positions(tiny_dir, any_tiny_vl, any_tiny_processor) -> None:
+    """Each family's HF generate uses the M-RoPE positions that training uses: the language model's prefill
+    sees the dataset's ``position_ids`` (without the token types, transformers gives image tokens text
+    positions), and every greedy token is the argmax of one teacher-forced forward with the output's."""
+    from transformers import AutoModelForImageTextToText
+
+    tokenizer, processor = any_tiny_processor.tokenizer, any_tiny_processor
+    model = AutoModelForImageTextToText.from_pretrained(any_tiny_vl, dtype=torch.float32)
+    ds = RLHFDataset(str(tiny_dir / "data" / "val.parquet"), tokenizer, processor, max_prompt_length=64)
+    rows = collate_fn([ds[i] for i in range(3)])
+    keys = ("input_ids", "attention_mask", "position_ids", "raw_prompt_ids", "multi_modal_data", "multi_modal_inputs")
+    batch = DataProto.from_single_dict({k: rows[k] for k in keys})
+    seen = []
+    hook = model.model.language_model.register_forward_pre_hook(
+        lambda _module, _args, kwargs: seen.append(kwargs["position_ids"].clone()), with_kwargs=True
+    )
+    rollout = build_rollout(_config(), "", tokenizer, processor, module=model)
+    out = rollout.generate_sequences(_with_meta(batch, do_sample=False, n=1, max_tokens=6))
+    hook.remove()
+    prefill = seen[0][-3:].transpose(0, 1)  # (B, 3, P): the M-RoPE rows (transformers may prepend text positions)
+    mask = batch.batch["attention_mask"].bool()
+    for i in range(len(batch)):
+        assert torch.equal(prefill[i][:, mask[i]], batch.batch["position_ids"][i][:, mask[i]])
+
+    b, mm = out.batch, out.non_tensor_batch["multi_modal_inputs"]
+    with torch.no_grad():
+        logits = model(
+            input_ids=b["input_ids"],
+            attention_mask=b["attention_mask"],
+            position_ids=b["position_ids"].transpose(0, 1),
+            pixel_values=torch.cat([m["pixel_values"] for m in mm]),
+            image_grid_thw=torch.cat([m["image_grid_thw"] for m in mm]),
+        ).logits
+    length = b["responses"].shape[1]
+    predicted = logits[:, -length - 1 : -1].argmax(-1)
+    mask = b["response_mask"].bool()
+    assert mask.sum() > 0 and torch.equal(predicted[mask], b["responses"][mask])

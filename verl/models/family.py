@@ -77,6 +77,16 @@ class ModelFamily:
         )
 
 
+def mm_token_type_ids(tokenizer: Any, input_ids: torch.Tensor) -> torch.Tensor:
+    """Which tokens are image (1) or video (2) placeholders, text (0) elsewhere: what transformers' Qwen VL
+    models need beside ``input_ids`` to compute M-RoPE themselves (in ``generate``); without it they fall
+    back to text positions."""
+    types = torch.zeros_like(input_ids, dtype=torch.int32)
+    types[input_ids == tokenizer.convert_tokens_to_ids("<|image_pad|>")] = 1
+    types[input_ids == tokenizer.convert_tokens_to_ids("<|video_pad|>")] = 2
+    return types
+
+
 _FAMILY_MODULES = ("qwen2_vl", "qwen3_vl")
 _FAMILIES: dict[str, ModelFamily] = {}
 

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ...models.family import mm_token_type_ids
 from ...protocol import DataProto
 from .base import BaseRollout, SamplingSettings, build_output, eos_token_ids, placeholder_token_ids, sampling_settings
 
@@ -82,7 +83,10 @@ class HFRollout(BaseRollout):
         if self.processor is None:
             raise ValueError("prompts carry images but the rollout has no processor (a text-only model?)")
         encoded = self.processor.image_processor(images=images, return_tensors="pt")
-        return {k: encoded[k].to(device) for k in ("pixel_values", "image_grid_thw")}
+        inputs = {k: encoded[k].to(device) for k in ("pixel_values", "image_grid_thw")}
+        # Without the token types, generate() would give the image tokens text positions (not M-RoPE).
+        inputs["mm_token_type_ids"] = mm_token_type_ids(self.tokenizer, prompts.batch["input_ids"]).to(device)
+        return inputs
 
     def _sampling_kwargs(self, s: SamplingSettings) -> dict[str, Any]:
         """Every knob that changes the distribution, set (see the module docstring)."""

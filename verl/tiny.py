@@ -12,6 +12,8 @@ demo, the tests and the benchmarks run on any machine::
       qwen3_vl/        tiny Qwen3-VL (interleaved M-RoPE, DeepStack, 16 px patches), same tokenizer and template
       qwen3_text/      tiny text-only Qwen3
       data/{train,val,test}.parquet   Vision-SR1-47K schema: problem (with <image>), answer, images
+      data/mixed.parquet  24 rows mixing image, video ("which way does the dot move?", frame lists in a
+                          ``videos`` column) and text-only questions
       MANIFEST.json    seed, sizes and library versions; written last, so its presence means "complete"
 
 The dataset's questions cannot be answered without looking at the image (counting, colour, shape,
@@ -240,7 +242,59 @@ def make_rows(num_rows: int, seed: int) -> list[dict[str, Any]]:
     return rows
 
 
-def write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+# ----------------------------------------------------------------------------- videos and mixed rows
+
+VIDEO_SIZE, VIDEO_FRAMES = 64, 4  # 4 frames of 64x64: 2 temporal patches of 4 tokens each on the tiny models
+DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+
+
+def make_video_example(rng: random.Random) -> tuple[str, str, list[bytes], str]:
+    """(problem, answer, png frames, description): a dot moving in one direction across the frames."""
+    from PIL import Image, ImageDraw
+
+    direction = rng.choice(list(DIRECTIONS))
+    colour = rng.choice(list(COLOURS))
+    dx, dy = DIRECTIONS[direction]
+    step, radius = 10, 6
+    x0 = VIDEO_SIZE // 2 - dx * step * (VIDEO_FRAMES - 1) // 2 + rng.randint(-4, 4)
+    y0 = VIDEO_SIZE // 2 - dy * step * (VIDEO_FRAMES - 1) // 2 + rng.randint(-4, 4)
+    frames = []
+    for t in range(VIDEO_FRAMES):
+        image = Image.new("RGB", (VIDEO_SIZE, VIDEO_SIZE), (255, 255, 255))
+        x, y = x0 + dx * step * t, y0 + dy * step * t
+        ImageDraw.Draw(image).ellipse((x - radius, y - radius, x + radius, y + radius), fill=COLOURS[colour])
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", optimize=False)
+        frames.append(buffer.getvalue())
+    problem = "<video>Which way does the dot move? Answer left, right, up or down."
+    return problem, direction, frames, f"A {colour} dot moves {direction}."
+
+
+def make_mixed_rows(num_rows: int, seed: int) -> list[dict[str, Any]]:
+    """Rows mixing the three input kinds in turn: an image question, a video question (frames as a list of
+    PNGs in the ``videos`` column) and a text-only sum; the schema of ``write_parquet(..., videos=True)``."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(num_rows):
+        row: dict[str, Any] = {"images": [], "videos": []}
+        if i % 3 == 0:
+            kind = QUESTION_KINDS[(i // 3) % len(QUESTION_KINDS)]
+            problem, answer, png, description = make_example(rng, kind)
+            row["images"] = [{"bytes": png, "path": None}]
+        elif i % 3 == 1:
+            kind = "video_direction"
+            problem, answer, frames, description = make_video_example(rng)
+            row["videos"] = [[{"bytes": f, "path": None} for f in frames]]
+        else:
+            kind = "text_sum"
+            a, b = rng.randint(0, 9), rng.randint(0, 9)
+            problem, answer, description = f"What is {a} + {b}?", str(a + b), f"{a} plus {b}."
+        row.update(problem=problem, answer=answer, data_source=f"synthetic_{kind}", description=description)
+        rows.append(row)
+    return rows
+
+
+def write_parquet(rows: list[dict[str, Any]], path: Path, videos: bool = False) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -252,6 +306,11 @@ def write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
             ("data_source", pa.string()),
             ("description", pa.string()),
         ]
+        + (
+            [("videos", pa.list_(pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))))]
+            if videos
+            else []
+        )
     )
     table = pa.Table.from_pylist(rows, schema=schema)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -365,6 +424,7 @@ def generate(out: str | Path, seed: int = 0, sizes: TinySizes = TinySizes(), for
     }
     for split, rows in split_rows.items():
         write_parquet(rows, tmp / "data" / f"{split}.parquet")
+    write_parquet(make_mixed_rows(24, seed + 3_000_003), tmp / "data" / "mixed.parquet", videos=True)
 
     np.random.seed(seed)
     tokenizer = build_tokenizer(split_rows["train"], seed, sizes.vocab_size)

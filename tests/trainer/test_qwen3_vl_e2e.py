@@ -1,6 +1,6 @@
-"""Qwen3-VL end to end on the CPU with the tiny assets, in one shared run: self-rewarded GRPO with vLLM
-rollout, LoRA and padding-free FSDP training for two steps, a checkpoint, a resumed third step, and the
-model merger's export loaded back by transformers."""
+"""Qwen3-VL end to end on the CPU with the tiny assets, in one shared run on the dataset mixing image, video
+and text-only rows: self-rewarded GRPO with vLLM rollout, LoRA and padding-free FSDP training for two steps,
+a checkpoint, a resumed third step, and the model merger's export loaded back by transformers."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ def _train(tiny_dir: Path, run_dir: Path, max_steps: int, env: dict[str, str]) -
     command = [
         sys.executable, "-m", "verl.trainer.main", f"config={CONFIG}",
         f"worker.actor.model.model_path={tiny_dir / 'qwen3_vl'}",
-        f"data.train_files={tiny_dir / 'data' / 'train.parquet'}",
-        f"data.val_files={tiny_dir / 'data' / 'val.parquet'}",
+        f"data.train_files={tiny_dir / 'data' / 'mixed.parquet'}",
+        f"data.val_files={tiny_dir / 'data' / 'mixed.parquet'}", "worker.rollout.limit_videos=1",
         f"trainer.save_checkpoint_path={run_dir}",
         f"trainer.max_steps={max_steps}", "trainer.save_freq=2", "trainer.val_freq=2", "trainer.val_before_train=false",
         "data.rollout_batch_size=4", "data.val_batch_size=8", "data.max_response_length=32", "worker.rollout.n=2",
@@ -47,6 +47,9 @@ def test_qwen3_vl_trains_resumes_and_merges(tiny_dir, tmp_path, cpu_run_env) -> 
         values = [r[key] for r in train if key in r]
         assert values and all(v == v for v in values), (key, values)
     assert any(k.startswith("val/") for r in rows for k in r), "validation at step 2 logged nothing"
+    records = [json.loads(line) for line in (run_dir / "responses.jsonl").read_text().splitlines()]
+    kinds = {("image", "video", "text")[r["dataset_index"] % 3] for r in records}  # see verl.tiny.make_mixed_rows
+    assert kinds == {"image", "video", "text"}, kinds
 
     proc = _train(tiny_dir, run_dir, 3, cpu_run_env)  # resumes from global_step_2
     _ok(proc)

@@ -27,6 +27,7 @@ def _config(**overrides) -> SimpleNamespace:
         top_k=-1,
         seed=0,
         limit_images=1,
+        limit_videos=0,
         dtype="fp32",
         gpu_memory_utilization=0.5,
         ignore_eos=False,

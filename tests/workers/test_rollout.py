@@ -354,3 +354,44 @@ def test_hf_rollout_prefills_with_our_m_rope_positions(tiny_dir, any_tiny_vl, an
     mask = b["response_mask"].bool()
     mask[[i for i in range(len(batch)) if i not in checked]] = False
     assert mask.sum() > 0 and torch.equal(predicted[mask], b["responses"][mask])
+
+
+@pytest.mark.slow
+def test_vllm_on_qwen3_vl_with_image_video_and_text_rows_matches_the_actor(tiny_dir, tiny_qwen3_vl) -> None:
+    """Qwen3-VL in vLLM on a batch mixing image, video and text rows: after a weight sync, vLLM's log-probs of
+    its greedy tokens equal the FSDP actor's under our M-RoPE positions (weights, positions and video inputs
+    all agree), and a sync of other weights changes the answers and a sync back restores them."""
+    pytest.importorskip("vllm")
+    from transformers import AutoModelForImageTextToText
+
+    from verl.utils.tokenizer import get_processor
+    from verl.workers.actor.dp_actor import DataParallelActor
+
+    processor = get_processor(str(tiny_qwen3_vl))
+    tokenizer = processor.tokenizer
+    model = AutoModelForImageTextToText.from_pretrained(tiny_qwen3_vl, dtype=torch.float32)
+    ds = RLHFDataset(str(tiny_dir / "data" / "mixed.parquet"), tokenizer, processor, max_prompt_length=128,
+                     min_pixels=3136, max_pixels=12544)  # fmt: skip
+    rows = collate_fn([ds[i] for i in range(6)])
+    keys = ("input_ids", "attention_mask", "position_ids", "raw_prompt_ids", "multi_modal_data", "multi_modal_inputs")
+    prompts = DataProto.from_single_dict({k: rows[k] for k in keys})
+    config = _config(name="vllm", dtype="fp32", calculate_log_probs=True, limit_videos=1, prompt_length=128)
+    engine = build_rollout(config, str(tiny_qwen3_vl), tokenizer, processor)
+    engine.load_weights(model.state_dict().items())
+    ours = engine.generate_sequences(_with_meta(prompts, do_sample=False))
+    actor = DataParallelActor(SimpleNamespace(micro_batch_size_per_device_for_experience=8, padding_free=True), model)
+    actor_lp = actor.compute_log_prob(ours).batch["log_probs"]
+    mask = ours.batch["response_mask"].bool()
+    assert mask[1].any() and mask[2].any(), "the video and text rows answered"
+    torch.testing.assert_close(ours.batch["rollout_log_probs"][mask], actor_lp[mask], atol=2e-3, rtol=1e-3)
+
+    perturbed = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in perturbed.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    engine.load_weights(perturbed.state_dict().items())
+    assert not torch.equal(engine.generate_sequences(_with_meta(prompts, do_sample=False)).batch["responses"],
+                           ours.batch["responses"])  # fmt: skip
+    engine.load_weights(model.state_dict().items())
+    again = engine.generate_sequences(_with_meta(prompts, do_sample=False))
+    assert torch.equal(again.batch["responses"], ours.batch["responses"])

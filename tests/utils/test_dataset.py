@@ -322,3 +322,16 @@ def test_too_many_frames_for_max_prompt_length_are_rejected_or_skipped(tmp_path,
         _video_dataset(path, tiny_tokenizer, tiny_processor, filter_overlong_prompts=False, **kwargs)
     ds = _video_dataset(path, tiny_tokenizer, tiny_processor, **kwargs)
     assert len(ds) == 1 and ds.skipped["overlong_prompt"] == 1
+
+
+def test_qwen2_5_vl_video_frames_are_spaced_by_the_models_tokens_per_second(tiny_dir, tiny_tokenizer, tiny_processor):
+    """2 temporal patches sampled at 2 fps are 1 s apart; the tiny config's tokens_per_second is 4 (released
+    checkpoints: 2), so the second patch's temporal positions are 4 after the first's."""
+    ds = _dataset(str(tiny_dir / "data" / "mixed.parquet"), tiny_tokenizer, tiny_processor, min_pixels=3136,
+                  max_pixels=12544)  # fmt: skip
+    assert ds.tokens_per_second == 4.0
+    item = ds[1]
+    assert item["multi_modal_inputs"]["second_per_grid_ts"].tolist() == [1.0]
+    video = item["input_ids"] == tiny_tokenizer.convert_tokens_to_ids("<|video_pad|>")
+    temporal = item["position_ids"][0][video].unique().tolist()
+    assert len(temporal) == 2 and temporal[1] - temporal[0] == 4

@@ -357,26 +357,27 @@ def test_hf_rollout_prefills_with_our_m_rope_positions(tiny_dir, any_tiny_vl, an
 
 
 @pytest.mark.slow
-def test_vllm_on_qwen3_vl_with_image_video_and_text_rows_matches_the_actor(tiny_dir, tiny_qwen3_vl) -> None:
-    """Qwen3-VL in vLLM on a batch mixing image, video and text rows: after a weight sync, vLLM's log-probs of
-    its greedy tokens equal the FSDP actor's under our M-RoPE positions (weights, positions and video inputs
-    all agree), and a sync of other weights changes the answers and a sync back restores them."""
+def test_vllm_with_image_video_and_text_rows_matches_the_actor(tiny_dir, any_tiny_vl) -> None:
+    """Each family in vLLM on a batch mixing image, video and text rows: after a weight sync, vLLM's log-probs
+    of its greedy tokens equal the FSDP actor's under our M-RoPE positions (weights, positions, frame spacing
+    and video inputs all agree), and a sync of other weights changes the answers and a sync back restores
+    them."""
     pytest.importorskip("vllm")
     from transformers import AutoModelForImageTextToText
 
     from verl.utils.tokenizer import get_processor
     from verl.workers.actor.dp_actor import DataParallelActor
 
-    processor = get_processor(str(tiny_qwen3_vl))
+    processor = get_processor(str(any_tiny_vl))
     tokenizer = processor.tokenizer
-    model = AutoModelForImageTextToText.from_pretrained(tiny_qwen3_vl, dtype=torch.float32)
+    model = AutoModelForImageTextToText.from_pretrained(any_tiny_vl, dtype=torch.float32)
     ds = RLHFDataset(str(tiny_dir / "data" / "mixed.parquet"), tokenizer, processor, max_prompt_length=128,
                      min_pixels=3136, max_pixels=12544)  # fmt: skip
     rows = collate_fn([ds[i] for i in range(6)])
     keys = ("input_ids", "attention_mask", "position_ids", "raw_prompt_ids", "multi_modal_data", "multi_modal_inputs")
     prompts = DataProto.from_single_dict({k: rows[k] for k in keys})
     config = _config(name="vllm", dtype="fp32", calculate_log_probs=True, limit_videos=1, prompt_length=128)
-    engine = build_rollout(config, str(tiny_qwen3_vl), tokenizer, processor)
+    engine = build_rollout(config, str(any_tiny_vl), tokenizer, processor)
     engine.load_weights(model.state_dict().items())
     ours = engine.generate_sequences(_with_meta(prompts, do_sample=False))
     actor = DataParallelActor(SimpleNamespace(micro_batch_size_per_device_for_experience=8, padding_free=True), model)

@@ -60,8 +60,10 @@ class ModelFamily:
         image_grid_thw: torch.Tensor | None = None,
         video_grid_thw: torch.Tensor | None = None,
         second_per_grid_ts: list[float] | torch.Tensor | None = None,
+        tokens_per_second: float = 2.0,
     ) -> torch.Tensor:
-        """(3, L) M-RoPE position ids of one prompt as this family's model computes them."""
+        """(3, L) M-RoPE position ids of one prompt as this family's model computes them; ``tokens_per_second``
+        is the model's ``vision_config.tokens_per_second`` (Qwen2.5-VL's temporal spacing of video frames)."""
         tokenizer = getattr(processor, "tokenizer", processor)
         image_processor = getattr(processor, "image_processor", None)
         return get_rope_index(
@@ -73,6 +75,7 @@ class ModelFamily:
             image_token_id=tokenizer.convert_tokens_to_ids("<|image_pad|>"),
             video_token_id=tokenizer.convert_tokens_to_ids("<|video_pad|>"),
             spatial_merge_size=getattr(image_processor, "merge_size", 2),
+            tokens_per_second=tokens_per_second,
             video_frames_as_blocks=self.video_frames_as_blocks,
         )
 

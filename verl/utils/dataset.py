@@ -152,7 +152,7 @@ def resize_to_pixel_bounds(image: Image.Image, min_pixels: int | None, max_pixel
 
 @dataclass
 class Video:
-    """Sampled frames of one video, resized within the pixel bounds: ``frames`` (T, C, H, W) float in
+    """Sampled frames of one video, resized within the pixel bounds: ``frames`` (T, C, H, W) whole numbers in
     [0, 255]; ``metadata`` (source fps, the indices of the sampled frames, total frames) for the processor's
     timestamps; ``sample_fps``, the rate the frames stand for."""
 
@@ -199,7 +199,8 @@ def load_video(
     if frames.shape[0] == 0:
         raise ValueError("the video has no frames")
     metadata = {k: metadata[k] for k in ("fps", "frames_indices", "total_num_frames")}
-    return Video(frames=frames, metadata=metadata, sample_fps=float(sample_fps))
+    # Whole pixel values: the rollout engines get these frames as uint8, and must see the same pixels.
+    return Video(frames=frames.round().clamp(0, 255), metadata=metadata, sample_fps=float(sample_fps))
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -313,6 +314,7 @@ class RLHFDataset(torch.utils.data.Dataset):
                 override_chat_template = f.read()
         self.chat_template = override_chat_template
         self.skipped: Counter[str] = Counter()
+        self.tokens_per_second = _tokens_per_second(processor)
 
         table = load_rows(data_path)
         columns = set(table.column_names)
@@ -467,6 +469,7 @@ class RLHFDataset(torch.utils.data.Dataset):
                 image_grid_thw=inputs.get("image_grid_thw"),
                 video_grid_thw=inputs.get("video_grid_thw"),
                 second_per_grid_ts=inputs.get("second_per_grid_ts"),
+                tokens_per_second=self.tokens_per_second,
             )
         elif self.processor is not None:
             position_ids = torch.arange(len(input_ids)).unsqueeze(0).expand(3, -1).clone()
@@ -508,6 +511,22 @@ class RLHFDataset(torch.utils.data.Dataset):
                 for v in row.videos
             ]  # fmt: skip
         return data or None
+
+
+def _tokens_per_second(processor: Any | None) -> float:
+    """The model's ``vision_config.tokens_per_second`` (how far apart Qwen2.5-VL puts video frames in
+    position), read from the folder the processor came from; 2.0, the released checkpoints' value, when
+    the config has none."""
+    path = getattr(getattr(processor, "tokenizer", None), "name_or_path", None)
+    if not path:
+        return 2.0
+    from transformers import AutoConfig
+
+    try:
+        vision = getattr(AutoConfig.from_pretrained(path), "vision_config", None)
+    except (OSError, ValueError):
+        return 2.0
+    return float(getattr(vision, "tokens_per_second", None) or 2.0)
 
 
 class _BadRow(Exception):

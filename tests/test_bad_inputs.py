@@ -340,6 +340,14 @@ def test_more_images_in_a_row_than_the_engine_takes_names_limit_images(run_main,
     assert isinstance(exc, _ReachedRay), seen
 
 
+def test_videos_without_limit_videos_name_the_key_before_ray(run_main, tiny_dir: Path) -> None:
+    path = tiny_dir / "data" / "mixed.parquet"  # row 1 is the first video row
+    line = _config_error(*run_main(f"data.train_files={path}"))
+    assert line.startswith(f"worker.rollout.limit_videos=0, but {path}: row 1 has 1 video(s)"), line
+    seen, exc = run_main(f"data.train_files={path}", "worker.rollout.limit_videos=1")
+    assert isinstance(exc, _ReachedRay), seen
+
+
 def test_fewer_usable_rows_than_a_batch_names_the_key(run_main, tmp_path: Path) -> None:
     path = _rows_file(tmp_path / "small.parquet", None, good=5)
     line = _config_error(*run_main(f"data.train_files={path}"))

@@ -28,11 +28,13 @@ REPO = Path(__file__).resolve().parents[1]
 TRAIN_DIR = REPO / "train_examples"
 VAL_DIR = REPO / "validation_examples"
 TRAIN_SCRIPTS = sorted(p.name for p in TRAIN_DIR.glob("[1-9]-*.sh"))
+QWEN3_VL_SCRIPTS = sorted(p.name for p in (TRAIN_DIR / "qwen3_vl").glob("[1-9]-*.sh"))
 VAL_SCRIPTS = sorted(p.name for p in VAL_DIR.glob("[1-9]-*.sh"))
 ALL_SCRIPTS = sorted(
     [
         *TRAIN_DIR.glob("*.sh"),
         *TRAIN_DIR.glob("sft/*.sh"),
+        *TRAIN_DIR.glob("qwen3_vl/*.sh"),
         *VAL_DIR.glob("*.sh"),
         *(REPO / "LLaMA-Factory-Cold-Start").glob("*.sh"),
     ]
@@ -105,7 +107,7 @@ def _twin(script: str) -> str:
 
 
 def _script_path(script: str) -> Path:
-    return (TRAIN_DIR if script in TRAIN_SCRIPTS else VAL_DIR) / script
+    return (TRAIN_DIR if script in TRAIN_SCRIPTS or script.startswith("qwen3_vl/") else VAL_DIR) / script
 
 
 # Variables the scripts read: a test sets the ones it means, never inherits them.
@@ -180,6 +182,7 @@ def _check_expected(config, script: str) -> None:
 
 
 def test_every_run_of_the_paper_has_its_scripts() -> None:
+    assert [s.replace("-8b_", "-7b_") for s in QWEN3_VL_SCRIPTS] == [s for s in TRAIN_SCRIPTS if "-7b_" in s]
     assert TRAIN_SCRIPTS == [
         "1-3b_visionR1_train.sh",
         "1-7b_visionR1_train.sh",
@@ -266,6 +269,26 @@ def test_train_dry_run_is_the_paper_recipe(script: str, monkeypatch: pytest.Monk
     assert config.worker.val_reward.reward_function == "verl.rewards.functions:validation_reward"
     assert config.worker.reward.reward_function_kwargs == {"format_weight": 0.1}
     _check_expected(config, script)
+
+
+@pytest.mark.parametrize("script", QWEN3_VL_SCRIPTS)
+def test_qwen3_vl_scripts_are_their_7b_runs_on_qwen3_vl(script: str) -> None:
+    """Each paper run has a Qwen3-VL script; it runs the 7B script's command with only the model and name
+    changed, and the environment still wins."""
+    twin = script.replace("-8b_", "-7b_")
+    assert twin in TRAIN_SCRIPTS
+    proc = _bash(f"qwen3_vl/{script}", "trainer.max_steps=3", env=_base_env(DRY_RUN="1"), timeout=60)
+    _ok(proc)
+    (ours,) = [shlex.split(line) for line in proc.stdout.splitlines() if " -m verl.trainer.main " in line]
+    (theirs,) = _dry_commands(twin, "trainer.max_steps=3")
+    changed = {a.split("=")[0]: a.split("=", 1)[1] for a, b in zip(ours, theirs, strict=True) if a != b}
+    run = twin.split("-7b_")[1].removesuffix(".sh")
+    assert changed == {
+        "worker.actor.model.model_path": "Qwen/Qwen3-VL-8B-Instruct",
+        "trainer.experiment_name": f"qwen3_vl_8b_{run}",
+    }
+    (mine,) = _dry_commands(f"qwen3_vl/{script}", MODEL_PATH="Qwen/Qwen3-VL-4B-Instruct")
+    assert "worker.actor.model.model_path=Qwen/Qwen3-VL-4B-Instruct" in mine
 
 
 def test_train_dry_run_takes_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -32,6 +32,7 @@ def test_generation_is_deterministic_per_seed(tmp_path: Path) -> None:
     assert a == b
     assert a["data/train.parquet"] != c["data/train.parquet"]
     assert a["qwen2_5_vl/model.safetensors"] != c["qwen2_5_vl/model.safetensors"]
+    assert a["qwen3_vl/model.safetensors"] != c["qwen3_vl/model.safetensors"]
 
 
 def test_generate_skips_complete_folder_and_regenerates_on_force(tmp_path: Path) -> None:
@@ -58,10 +59,11 @@ def test_dataset_schema_and_kinds(tiny_dir: Path) -> None:
     assert manifest["sizes"]["train"] == len(rows)
 
 
-def test_transformers_loads_vl_model_and_runs_image_forward(tiny_vl: Path, tiny_processor) -> None:
+def test_transformers_loads_vl_model_and_runs_image_forward(any_tiny_vl: Path, any_tiny_processor) -> None:
     from transformers import AutoModelForImageTextToText
 
-    model = AutoModelForImageTextToText.from_pretrained(tiny_vl)
+    tiny_processor = any_tiny_processor
+    model = AutoModelForImageTextToText.from_pretrained(any_tiny_vl)
     tokenizer = tiny_processor.tokenizer
     for token in ("<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>"):
         assert token in tokenizer.get_vocab(), token
@@ -71,18 +73,21 @@ def test_transformers_loads_vl_model_and_runs_image_forward(tiny_vl: Path, tiny_
     assert text.endswith("<|im_start|>assistant\n")
     image = Image.new("RGB", (112, 112), (200, 10, 10))
     inputs = tiny_processor(text=[text], images=[image], return_tensors="pt")
-    assert int((inputs["input_ids"] == model.config.image_token_id).sum()) == 16  # (112/14)^2 / 2^2
+    # Qwen2.5-VL: (112/14)^2 / 2^2; Qwen3-VL resizes to a multiple of 32 px: (128/16)^2 / 2^2
+    assert int((inputs["input_ids"] == model.config.image_token_id).sum()) == 16
     with torch.no_grad():
         logits = model(**inputs).logits
     assert logits.shape[:2] == inputs["input_ids"].shape
     assert torch.isfinite(logits).all()
 
 
-def test_transformers_loads_text_model(tiny_dir: Path) -> None:
+@pytest.mark.parametrize("folder", ["qwen2_text", "qwen3_text"])
+def test_transformers_loads_text_model(tiny_dir: Path, folder: str) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_dir / "qwen2_text")
-    model = AutoModelForCausalLM.from_pretrained(tiny_dir / "qwen2_text")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir / folder)
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir / folder)
+    assert model.config.model_type == folder.split("_")[0]
     ids = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True,
                                         return_tensors="pt", return_dict=True)["input_ids"]  # fmt: skip
     out = model.generate(ids, max_new_tokens=4, do_sample=False)

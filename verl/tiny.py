@@ -1,4 +1,5 @@
-"""The embedded default: a tiny random Qwen2.5-VL, a tiny Qwen2, and a synthetic visual QA dataset.
+"""The embedded default: tiny random Qwen2.5-VL and Qwen3-VL, tiny Qwen2 and Qwen3, and a synthetic visual QA
+dataset.
 
 Nothing here downloads anything. Everything is generated deterministically from ``--seed`` so that the
 demo, the tests and the benchmarks run on any machine::
@@ -8,7 +9,11 @@ demo, the tests and the benchmarks run on any machine::
     assets/tiny/
       qwen2_5_vl/      tiny Qwen2.5-VL (+ processor, tokenizer, chat template); loads like a hub checkpoint
       qwen2_text/      tiny text-only Qwen2 sharing the tokenizer
+      qwen3_vl/        tiny Qwen3-VL (interleaved M-RoPE, DeepStack, 16 px patches), same tokenizer and template
+      qwen3_text/      tiny text-only Qwen3
       data/{train,val,test}.parquet   Vision-SR1-47K schema: problem (with <image>), answer, images
+      data/mixed.parquet  24 rows mixing image, video ("which way does the dot move?", frame lists in a
+                          ``videos`` column) and text-only questions
       MANIFEST.json    seed, sizes and library versions; written last, so its presence means "complete"
 
 The dataset's questions cannot be answered without looking at the image (counting, colour, shape,
@@ -84,7 +89,7 @@ SEGMENTS = {
     "8": "abcdefg",
     "9": "abcdfg",
 }
-GENERATOR_VERSION = 2  # bump when the generated files change, so existing folders are regenerated
+GENERATOR_VERSION = 3  # bump when the generated files change, so existing folders are regenerated
 QUESTION_KINDS = ("count", "colour", "shape", "size", "position", "digit", "count_mc")
 
 
@@ -237,7 +242,59 @@ def make_rows(num_rows: int, seed: int) -> list[dict[str, Any]]:
     return rows
 
 
-def write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
+# ----------------------------------------------------------------------------- videos and mixed rows
+
+VIDEO_SIZE, VIDEO_FRAMES = 64, 4  # 4 frames of 64x64: 2 temporal patches of 4 tokens each on the tiny models
+DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+
+
+def make_video_example(rng: random.Random) -> tuple[str, str, list[bytes], str]:
+    """(problem, answer, png frames, description): a dot moving in one direction across the frames."""
+    from PIL import Image, ImageDraw
+
+    direction = rng.choice(list(DIRECTIONS))
+    colour = rng.choice(list(COLOURS))
+    dx, dy = DIRECTIONS[direction]
+    step, radius = 10, 6
+    x0 = VIDEO_SIZE // 2 - dx * step * (VIDEO_FRAMES - 1) // 2 + rng.randint(-4, 4)
+    y0 = VIDEO_SIZE // 2 - dy * step * (VIDEO_FRAMES - 1) // 2 + rng.randint(-4, 4)
+    frames = []
+    for t in range(VIDEO_FRAMES):
+        image = Image.new("RGB", (VIDEO_SIZE, VIDEO_SIZE), (255, 255, 255))
+        x, y = x0 + dx * step * t, y0 + dy * step * t
+        ImageDraw.Draw(image).ellipse((x - radius, y - radius, x + radius, y + radius), fill=COLOURS[colour])
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", optimize=False)
+        frames.append(buffer.getvalue())
+    problem = "<video>Which way does the dot move? Answer left, right, up or down."
+    return problem, direction, frames, f"A {colour} dot moves {direction}."
+
+
+def make_mixed_rows(num_rows: int, seed: int) -> list[dict[str, Any]]:
+    """Rows mixing the three input kinds in turn: an image question, a video question (frames as a list of
+    PNGs in the ``videos`` column) and a text-only sum; the schema of ``write_parquet(..., videos=True)``."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(num_rows):
+        row: dict[str, Any] = {"images": [], "videos": []}
+        if i % 3 == 0:
+            kind = QUESTION_KINDS[(i // 3) % len(QUESTION_KINDS)]
+            problem, answer, png, description = make_example(rng, kind)
+            row["images"] = [{"bytes": png, "path": None}]
+        elif i % 3 == 1:
+            kind = "video_direction"
+            problem, answer, frames, description = make_video_example(rng)
+            row["videos"] = [[{"bytes": f, "path": None} for f in frames]]
+        else:
+            kind = "text_sum"
+            a, b = rng.randint(0, 9), rng.randint(0, 9)
+            problem, answer, description = f"What is {a} + {b}?", str(a + b), f"{a} plus {b}."
+        row.update(problem=problem, answer=answer, data_source=f"synthetic_{kind}", description=description)
+        rows.append(row)
+    return rows
+
+
+def write_parquet(rows: list[dict[str, Any]], path: Path, videos: bool = False) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -249,6 +306,11 @@ def write_parquet(rows: list[dict[str, Any]], path: Path) -> None:
             ("data_source", pa.string()),
             ("description", pa.string()),
         ]
+        + (
+            [("videos", pa.list_(pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))))]
+            if videos
+            else []
+        )
     )
     table = pa.Table.from_pylist(rows, schema=schema)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -309,104 +371,23 @@ def build_tokenizer(rows: list[dict[str, Any]], seed: int, vocab_size: int) -> A
 # ----------------------------------------------------------------------------- models
 
 
-def build_vl_model(tokenizer: Any, seed: int) -> Any:
-    import torch
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+def build_models(tokenizer: Any, seed: int, out: Path) -> dict[str, int]:
+    """Write every model family's tiny checkpoints (see ``verl.models``) into ``out/<folder>``, each with the
+    shared tokenizer (and its family's processor for a VL model); returns the parameter count per folder."""
+    from .models.family import families
 
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    vocab_size = ((len(tokenizer) + 63) // 64) * 64  # padded like real checkpoints
-    config = Qwen2_5_VLConfig(
-        text_config={
-            "vocab_size": vocab_size,
-            "hidden_size": 128,
-            "intermediate_size": 256,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "num_key_value_heads": 2,
-            "head_dim": 64,  # vLLM's CPU attention rejects smaller heads
-            "max_position_embeddings": 4096,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [8, 12, 12]},
-            "bos_token_id": ids["<|endoftext|>"],
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
-            "tie_word_embeddings": True,
-        },
-        vision_config={
-            "depth": 2,
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_heads": 2,
-            "out_hidden_size": 128,
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "window_size": 112,
-            "fullatt_block_indexes": [1],
-        },
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32)
-    _set_generation_config(model, ids)
-    return model
-
-
-def build_text_model(tokenizer: Any, seed: int) -> Any:
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    config = Qwen2Config(
-        vocab_size=((len(tokenizer) + 63) // 64) * 64,
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        head_dim=64,
-        max_position_embeddings=4096,
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-        pad_token_id=ids["<|endoftext|>"],
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(seed + 7)
-    model = Qwen2ForCausalLM(config).to(torch.float32)
-    _set_generation_config(model, ids)
-    return model
-
-
-def _set_generation_config(model: Any, ids: dict[str, int]) -> None:
-    from transformers import GenerationConfig
-
-    model.generation_config = GenerationConfig(
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
-        pad_token_id=ids["<|endoftext|>"],
-    )
-
-
-def build_processor(tokenizer: Any) -> Any:
-    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor
-    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
-
-    min_pixels, max_pixels = 56 * 56, 224 * 224
-    image_processor = Qwen2VLImageProcessor(
-        size={"shortest_edge": min_pixels, "longest_edge": max_pixels},
-        patch_size=14,
-        temporal_patch_size=2,
-        merge_size=2,
-    )
-    return Qwen2_5_VLProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(),  # required by transformers 5
-        chat_template=CHAT_TEMPLATE,
-    )
+    token_ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    counts = {}
+    for family in families().values():
+        for builder in family.tiny_builders:
+            model = builder.build_model(tokenizer, token_ids, seed)
+            model.save_pretrained(out / builder.folder)
+            if builder.build_processor is not None:
+                builder.build_processor(tokenizer, CHAT_TEMPLATE).save_pretrained(out / builder.folder)
+            else:
+                tokenizer.save_pretrained(out / builder.folder)
+            counts[builder.folder] = sum(p.numel() for p in model.parameters())
+    return counts
 
 
 # ----------------------------------------------------------------------------- entry points
@@ -443,16 +424,11 @@ def generate(out: str | Path, seed: int = 0, sizes: TinySizes = TinySizes(), for
     }
     for split, rows in split_rows.items():
         write_parquet(rows, tmp / "data" / f"{split}.parquet")
+    write_parquet(make_mixed_rows(24, seed + 3_000_003), tmp / "data" / "mixed.parquet", videos=True)
 
     np.random.seed(seed)
     tokenizer = build_tokenizer(split_rows["train"], seed, sizes.vocab_size)
-    processor = build_processor(tokenizer)
-    vl_model = build_vl_model(tokenizer, seed)
-    vl_model.save_pretrained(tmp / "qwen2_5_vl")
-    processor.save_pretrained(tmp / "qwen2_5_vl")
-    text_model = build_text_model(tokenizer, seed)
-    text_model.save_pretrained(tmp / "qwen2_text")
-    tokenizer.save_pretrained(tmp / "qwen2_text")
+    parameters = build_models(tokenizer, seed, tmp)
 
     manifest = {
         "generator_version": GENERATOR_VERSION,
@@ -464,8 +440,7 @@ def generate(out: str | Path, seed: int = 0, sizes: TinySizes = TinySizes(), for
             "tokenizers": tokenizers.__version__,
         },
         "question_kinds": list(QUESTION_KINDS),
-        "vl_parameters": sum(p.numel() for p in vl_model.parameters()),
-        "text_parameters": sum(p.numel() for p in text_model.parameters()),
+        "parameters": parameters,
     }
     (tmp / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")
     tmp.rename(out)

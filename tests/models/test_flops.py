@@ -9,8 +9,9 @@ from transformers import AutoConfig, AutoModelForCausalLM
 from verl.models.flops import dense_parameters, mfu, step_flops
 
 
-def test_dense_parameters_match_the_text_model(tiny_dir) -> None:
-    model = AutoModelForCausalLM.from_pretrained(tiny_dir / "qwen2_text")
+@pytest.mark.parametrize("folder", ["qwen2_text", "qwen3_text"])
+def test_dense_parameters_match_the_text_model(tiny_dir, folder: str) -> None:
+    model = AutoModelForCausalLM.from_pretrained(tiny_dir / folder)
     assert dense_parameters(model.config) == sum(p.numel() for p in model.parameters())
 
 

@@ -341,7 +341,7 @@ def test_missing_paths_are_errors(arg: str, expected: str) -> None:
             "2 data-parallel ranks (world size 8 / worker.actor.ulysses_size=4)",
         ),
         (["worker.hybrid_engine=false"], "worker.hybrid_engine: separate actor and rollout GPUs are not built"),
-        (["data.video_fps=4"], "data.video_fps: videos are not supported yet"),
+        (["data.video_fps=0"], "data.video_fps: must be > 0"),
         (["data.filter_overlong_prompts_workers=4"], "data.filter_overlong_prompts_workers: the length filter"),
         (["trainer.ray_timeline=t.json"], "trainer.ray_timeline: writing a Ray timeline is not supported"),
         (["worker.actor.tau_negative=0"], "worker.actor.tau_negative: must be > 0, got 0.0"),

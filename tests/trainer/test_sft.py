@@ -70,7 +70,8 @@ def test_only_assistant_turns_are_labelled_hand_checked(tiny_tokenizer) -> None:
     assert int((encoded["labels"] != IGNORE_INDEX).sum()) == answer_tokens
 
 
-def test_image_record_matches_the_processor_and_images_are_not_labelled(sft_dir, tiny_tokenizer, tiny_processor):
+def test_image_record_matches_the_processor_and_images_are_not_labelled(sft_dir, any_tiny_processor):
+    tiny_processor, tiny_tokenizer = any_tiny_processor, any_tiny_processor.tokenizer
     ds = SFTDataset(str(sft_dir), tiny_tokenizer, tiny_processor, min_pixels=3136, max_pixels=12544)
     item = ds[0]
     image_id = tiny_tokenizer.convert_tokens_to_ids("<|image_pad|>")
@@ -116,10 +117,11 @@ def _mixed_batch(sft_dir, tokenizer, processor) -> DataProto:
     return sft_collate([ds[0], ds[48], ds[96], ds[1]], tokenizer.pad_token_id)  # see-think, reasoner, text, see
 
 
-def test_sft_loss_equals_transformers_and_packed_equals_padded(sft_dir, tiny_vl, tiny_tokenizer, tiny_processor):
+def test_sft_loss_equals_transformers_and_packed_equals_padded(sft_dir, any_tiny_vl, any_tiny_processor):
     from transformers import AutoModelForImageTextToText
 
-    model = AutoModelForImageTextToText.from_pretrained(tiny_vl, dtype=torch.float32)
+    tiny_processor, tiny_tokenizer = any_tiny_processor, any_tiny_processor.tokenizer
+    model = AutoModelForImageTextToText.from_pretrained(any_tiny_vl, dtype=torch.float32)
     batch = _mixed_batch(sft_dir, tiny_tokenizer, tiny_processor)
     padded = _actor(model, False).compute_sft_nll(batch)
     packed = _actor(model, True).compute_sft_nll(batch)

@@ -45,13 +45,15 @@ def _image_tokens(tokenizer, ids: torch.Tensor) -> int:
     return int((ids == tokenizer.convert_tokens_to_ids("<|image_pad|>")).sum())
 
 
-def test_rows_render_to_chat_prompts_with_image_tokens(tiny_dir, tiny_tokenizer, tiny_processor) -> None:
+def test_rows_render_to_chat_prompts_with_image_tokens(tiny_dir, any_tiny_processor) -> None:
+    tiny_processor, tiny_tokenizer = any_tiny_processor, any_tiny_processor.tokenizer
     ds = _dataset(str(tiny_dir / "data" / "train.parquet"), tiny_tokenizer, tiny_processor)
     item = ds[0]
     assert item["input_ids"].shape == (256,) and item["attention_mask"].shape == (256,)
     assert item["position_ids"].shape == (3, 256)
     assert item["attention_mask"][0] == 0 and item["attention_mask"][-1] == 1, "prompts are left padded"
-    assert _image_tokens(tiny_tokenizer, item["input_ids"]) == 16  # 112x112 image, 14 px patches, 2x2 merge
+    # 112x112 image, 2x2 merge: 14 px patches (Qwen2.5-VL), or 16 px patches after a resize to 128 (Qwen3-VL)
+    assert _image_tokens(tiny_tokenizer, item["input_ids"]) == 16
     text = tiny_tokenizer.decode(item["raw_prompt_ids"])
     assert text.startswith("<|im_start|>system") and text.endswith("<|im_start|>assistant\n")
     assert "<|vision_start|><|image_pad|><|vision_end|>" in text  # unexpanded: vLLM expands it
@@ -217,3 +219,119 @@ def test_resumable_loader_continues_with_the_same_batches(tiny_dir, tiny_tokeniz
     assert seen + rest == reference
     batch = DataProto.from_single_dict(next(iter(ResumableDataLoader(ds, batch_size=4))))
     assert len(batch) == 4 and batch.non_tensor_batch["ground_truth"].shape == (4,)
+
+
+# ---------------------------------------------------------------------------------------------- videos
+
+
+def _mp4(path: Path, frames: int = 16, fps: int = 8) -> Path:
+    """A video file of a dot moving right (PyAV, which qwen-vl-utils installs)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for i in range(frames):
+            array = np.full((64, 64, 3), 255, np.uint8)
+            array[28:36, 3 * i : 3 * i + 8] = (200, 0, 0)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def _video_jsonl(path: Path, rows: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def _video_dataset(path: str, tokenizer, processor, **kwargs) -> RLHFDataset:
+    return _dataset(path, tokenizer, processor, min_pixels=3136, max_pixels=12544, **kwargs)
+
+
+def test_mixed_image_video_and_text_rows(tiny_dir, any_tiny_processor) -> None:
+    processor, tokenizer = any_tiny_processor, any_tiny_processor.tokenizer
+    ds = _dataset(str(tiny_dir / "data" / "mixed.parquet"), tokenizer, processor, min_pixels=3136, max_pixels=12544)
+    video_id = tokenizer.convert_tokens_to_ids("<|video_pad|>")
+    kinds = set()
+    for i in range(6):
+        item = ds[i]
+        kind = item["data_source"].split("_")[1]
+        kinds.add(kind)
+        assert int(item["attention_mask"].sum()) == ds.prompt_length(ds.rows[i])
+        assert item["position_ids"].shape == (3, 256)
+        if kind == "video":
+            grid = item["multi_modal_inputs"]["video_grid_thw"]
+            assert grid[0, 0] == 2, "4 frames: 2 temporal patches"
+            assert int((item["input_ids"] == video_id).sum()) == int(grid.prod()) // 4
+            frames, metadata = item["multi_modal_data"]["videos"][0]
+            factor = 2 * processor.image_processor.patch_size  # resized to whole merged patches
+            assert frames.shape[0] == 4 and frames.shape[1] % factor == 0 and str(frames.dtype) == "uint8"
+            assert "<|video_pad|>" in tokenizer.decode(item["raw_prompt_ids"])
+        elif kind == "text":
+            assert item["multi_modal_inputs"] is None and item["multi_modal_data"] is None
+        else:
+            assert "image_grid_thw" in item["multi_modal_inputs"]
+    assert len(kinds) == 4, "rows 0-5: two image kinds, video, text"
+
+
+@pytest.mark.parametrize(("video_fps", "frames"), [(2.0, 4), (4.0, 8)])
+def test_video_file_is_sampled_at_video_fps(tmp_path, tiny_tokenizer, tiny_processor, video_fps, frames) -> None:
+    _mp4(tmp_path / "dot.mp4")  # 16 frames at 8 fps: 2 seconds
+    path = _video_jsonl(tmp_path / "v.jsonl", [{"problem": "<video>Which way?", "answer": "right",
+                                                 "videos": ["dot.mp4"]}])  # fmt: skip
+    ds = _video_dataset(path, tiny_tokenizer, tiny_processor, image_dir=str(tmp_path), video_fps=video_fps)
+    item = ds[0]
+    assert item["multi_modal_inputs"]["video_grid_thw"][0, 0] == frames // 2  # temporal patches of 2 frames
+    assert item["multi_modal_data"]["videos"][0][0].shape[0] == frames
+
+
+BAD_VIDEOS = [
+    ("missing_file", ["nowhere.mp4"], "unreadable_video", r"video file '.*nowhere\.mp4' not found"),
+    ("corrupt_file", ["corrupt.mp4"], "unreadable_video", r"video file '.*corrupt\.mp4' cannot be decoded"),
+    ("no_frames", [[]], "unreadable_video", "the frame list is empty"),
+    ("bad_frame", [["not_there.png"]], "unreadable_video", "video 0 cannot be read"),
+    ("no_video", [], "missing_video", r"1 <video> placeholders but only 0 videos"),
+]
+
+
+@pytest.mark.parametrize(("name", "videos", "kind", "message"), BAD_VIDEOS, ids=[b[0] for b in BAD_VIDEOS])
+def test_bad_video_names_file_row_and_column_or_is_skipped(
+    tmp_path, tiny_tokenizer, tiny_processor, name, videos, kind, message
+) -> None:
+    _mp4(tmp_path / "dot.mp4")
+    (tmp_path / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
+    good = {"problem": "<video>Which way?", "answer": "right", "videos": ["dot.mp4"]}
+    bad = {"problem": "<video>Which way?", "answer": "right", "videos": videos}
+    path = _video_jsonl(tmp_path / "bad.jsonl", [good, bad, good])
+    with pytest.raises(DatasetError, match=rf"bad\.jsonl: row 1, column 'videos': .*{message}"):
+        _video_dataset(path, tiny_tokenizer, tiny_processor, image_dir=str(tmp_path))
+    ds = _video_dataset(path, tiny_tokenizer, tiny_processor, image_dir=str(tmp_path), skip_bad_rows=True)
+    assert len(ds) == 2 and dict(ds.skipped) == {kind: 1}
+
+
+def test_too_many_frames_for_max_prompt_length_are_rejected_or_skipped(tmp_path, tiny_tokenizer, tiny_processor):
+    _mp4(tmp_path / "long.mp4", frames=64, fps=8)  # 8 seconds at 4 fps: 32 frames, 16 patches of 4 tokens
+    rows = [{"problem": "Short?", "answer": "1", "videos": []},
+            {"problem": "<video>Which way?", "answer": "right", "videos": ["long.mp4"]}]  # fmt: skip
+    path = _video_jsonl(tmp_path / "long.jsonl", rows)
+    kwargs = dict(image_dir=str(tmp_path), video_fps=4.0, max_prompt_length=64)
+    with pytest.raises(DatasetError, match=r"long\.jsonl: row 1: prompt is \d+ tokens, longer than"):
+        _video_dataset(path, tiny_tokenizer, tiny_processor, filter_overlong_prompts=False, **kwargs)
+    ds = _video_dataset(path, tiny_tokenizer, tiny_processor, **kwargs)
+    assert len(ds) == 1 and ds.skipped["overlong_prompt"] == 1
+
+
+def test_qwen2_5_vl_video_frames_are_spaced_by_the_models_tokens_per_second(tiny_dir, tiny_tokenizer, tiny_processor):
+    """2 temporal patches sampled at 2 fps are 1 s apart; the tiny config's tokens_per_second is 4 (released
+    checkpoints: 2), so the second patch's temporal positions are 4 after the first's."""
+    ds = _dataset(str(tiny_dir / "data" / "mixed.parquet"), tiny_tokenizer, tiny_processor, min_pixels=3136,
+                  max_pixels=12544)  # fmt: skip
+    assert ds.tokens_per_second == 4.0
+    item = ds[1]
+    assert item["multi_modal_inputs"]["second_per_grid_ts"].tolist() == [1.0]
+    video = item["input_ids"] == tiny_tokenizer.convert_tokens_to_ids("<|video_pad|>")
+    temporal = item["position_ids"][0][video].unique().tolist()
+    assert len(temporal) == 2 and temporal[1] - temporal[0] == 4

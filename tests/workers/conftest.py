@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from verl.models.rope import get_rope_index
+from verl.models.family import family_of_processor
 from verl.protocol import DataProto, collate_fn
 from verl.utils.dataset import RLHFDataset
 
@@ -18,11 +18,20 @@ def model(tiny_vl):
 
 
 @pytest.fixture(scope="session")
-def make_vl_batch(tiny_dir, tiny_tokenizer, tiny_processor, model):
-    """Builds prompts with images plus random right-padded responses (lengths 8, 5, 1, 7 repeating)."""
+def qwen3_vl_model(tiny_qwen3_vl):
+    from transformers import AutoModelForImageTextToText
 
-    def make(rows: int = 4, response_length: int = 8, seed: int = 0) -> DataProto:
-        ds = RLHFDataset(str(tiny_dir / "data" / "val.parquet"), tiny_tokenizer, tiny_processor, max_prompt_length=64)
+    return AutoModelForImageTextToText.from_pretrained(tiny_qwen3_vl, dtype=torch.float32)
+
+
+@pytest.fixture(scope="session")
+def make_vl_batch(tiny_dir, tiny_tokenizer, tiny_processor):
+    """Builds prompts with images plus random right-padded responses (lengths 8, 5, 1, 7 repeating); the
+    Qwen2.5-VL processor unless another family's is given."""
+
+    def make(rows: int = 4, response_length: int = 8, seed: int = 0, processor=None) -> DataProto:
+        processor = processor or tiny_processor
+        ds = RLHFDataset(str(tiny_dir / "data" / "val.parquet"), tiny_tokenizer, processor, max_prompt_length=64)
         items = collate_fn([ds[i] for i in range(rows)])
         generator = torch.Generator().manual_seed(seed)
         responses = torch.randint(10, 400, (rows, response_length), generator=generator)
@@ -31,14 +40,11 @@ def make_vl_batch(tiny_dir, tiny_tokenizer, tiny_processor, model):
         responses[response_mask == 0] = tiny_tokenizer.pad_token_id
         input_ids = torch.cat([items["input_ids"], responses], dim=1)
         attention_mask = torch.cat([items["attention_mask"], response_mask], dim=1)
+        family = family_of_processor(processor)
         position_ids = torch.stack(
             [
-                get_rope_index(
-                    input_ids[i],
-                    attention_mask[i],
-                    items["multi_modal_inputs"][i]["image_grid_thw"],
-                    image_token_id=model.config.image_token_id,
-                    video_token_id=model.config.video_token_id,
+                family.position_ids(
+                    processor, input_ids[i], attention_mask[i], items["multi_modal_inputs"][i]["image_grid_thw"]
                 )
                 for i in range(rows)
             ]

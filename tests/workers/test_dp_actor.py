@@ -59,6 +59,26 @@ def test_padding_free_log_probs_equal_padded(model, batch) -> None:
     torch.testing.assert_close(packed.batch["entropies"], padded.batch["entropies"], atol=1e-5, rtol=1e-5)
 
 
+def test_qwen3_vl_log_probs_padded_and_padding_free_equal_the_reference_and_update_trains(
+    qwen3_vl_model, make_vl_batch, tiny_qwen3_vl, reference_log_probs
+) -> None:
+    """The same actor paths on Qwen3-VL (interleaved M-RoPE, DeepStack): padded and packed log-probs equal one
+    plain forward, and a padding-free update moves both the language model and the vision tower."""
+    from verl.utils.tokenizer import get_processor
+
+    batch = make_vl_batch(processor=get_processor(str(tiny_qwen3_vl)))
+    reference = reference_log_probs(qwen3_vl_model, batch)
+    for padding_free in (False, True):
+        actor = DataParallelActor(_actor_config(padding_free=padding_free), qwen3_vl_model)
+        ours = actor.compute_log_prob(batch).batch["log_probs"]
+        torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
+    data = _prepared(qwen3_vl_model, batch)
+    before = {k: v.detach().clone() for k, v in qwen3_vl_model.named_parameters()}
+    after = _updated_params(qwen3_vl_model, data, padding_free=True)
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert any(".visual." in k for k in moved) and any("language_model" in k for k in moved)
+
+
 def _prepared(model, batch: DataProto) -> DataProto:
     data = copy.copy(batch)
     data.batch = batch.batch.clone()

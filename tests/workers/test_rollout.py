@@ -27,6 +27,7 @@ def _config(**overrides) -> SimpleNamespace:
         top_k=-1,
         seed=0,
         limit_images=1,
+        limit_videos=0,
         dtype="fp32",
         gpu_memory_utilization=0.5,
         ignore_eos=False,
@@ -305,3 +306,93 @@ def test_vllm_weight_sync_of_merged_lora_matches_transformers(
     vllm_engine.load_weights(model.state_dict().items())
     base = vllm_engine.generate_sequences(_with_meta(prompts, do_sample=False))
     assert not torch.equal(base.batch["responses"], ours.batch["responses"])
+
+
+def test_hf_rollout_prefills_with_our_m_rope_positions(tiny_dir, any_tiny_vl, any_tiny_processor) -> None:
+    """Each family's HF generate uses the M-RoPE positions that training uses, on a batch mixing image,
+    video and text rows: the language model's prefill sees the dataset's ``position_ids`` (without the token
+    types, transformers gives image tokens text positions), and every greedy token is the argmax of one
+    teacher-forced forward with the output's."""
+    from transformers import AutoModelForImageTextToText
+
+    from verl.workers.actor.dp_actor import _multimodal_kwargs
+
+    tokenizer, processor = any_tiny_processor.tokenizer, any_tiny_processor
+    model = AutoModelForImageTextToText.from_pretrained(any_tiny_vl, dtype=torch.float32)
+    ds = RLHFDataset(str(tiny_dir / "data" / "mixed.parquet"), tokenizer, processor, max_prompt_length=128,
+                     min_pixels=3136, max_pixels=12544)  # fmt: skip
+    rows = collate_fn([ds[i] for i in range(6)])
+    assert [r.split("_")[1] for r in rows["data_source"]] == ["count", "video", "text", "colour", "video", "text"]
+    keys = ("input_ids", "attention_mask", "position_ids", "raw_prompt_ids", "multi_modal_data", "multi_modal_inputs")
+    batch = DataProto.from_single_dict({k: rows[k] for k in keys})
+    seen = []
+    hook = model.model.language_model.register_forward_pre_hook(
+        lambda _module, _args, kwargs: seen.append(kwargs["position_ids"].clone()), with_kwargs=True
+    )
+    rollout = build_rollout(_config(), "", tokenizer, processor, module=model)
+    out = rollout.generate_sequences(_with_meta(batch, do_sample=False, n=1, max_tokens=6))
+    hook.remove()
+    prefill = seen[0][-3:].transpose(0, 1)  # (B, 3, P): the M-RoPE rows (transformers may prepend text positions)
+    mask = batch.batch["attention_mask"].bool()
+    # transformers 5.19 resumes the text after a Qwen2.5-VL video at start + max(h, w) / merge even when the
+    # frames' temporal positions run past it; vLLM and we resume after the largest position (the rule for
+    # images and Qwen3-VL frames, where the two agree). Those rows are left out for Qwen2.5-VL.
+    checked = [i for i in range(len(batch)) if "video" not in rows["data_source"][i] or "qwen3" in any_tiny_vl.name]
+    for i in checked:
+        assert torch.equal(prefill[i][:, mask[i]], batch.batch["position_ids"][i][:, mask[i]])
+
+    b = out.batch
+    with torch.no_grad():
+        logits = model(
+            input_ids=b["input_ids"],
+            attention_mask=b["attention_mask"],
+            position_ids=b["position_ids"].transpose(0, 1),
+            **_multimodal_kwargs(out.non_tensor_batch["multi_modal_inputs"]),
+        ).logits
+    length = b["responses"].shape[1]
+    predicted = logits[:, -length - 1 : -1].argmax(-1)
+    mask = b["response_mask"].bool()
+    mask[[i for i in range(len(batch)) if i not in checked]] = False
+    assert mask.sum() > 0 and torch.equal(predicted[mask], b["responses"][mask])
+
+
+@pytest.mark.slow
+def test_vllm_with_image_video_and_text_rows_matches_the_actor(tiny_dir, any_tiny_vl) -> None:
+    """Each family in vLLM on a batch mixing image, video and text rows: after a weight sync, vLLM's log-probs
+    of its greedy tokens equal the FSDP actor's under our M-RoPE positions (weights, positions, frame spacing
+    and video inputs all agree), and a sync of other weights changes the answers and a sync back restores
+    them."""
+    pytest.importorskip("vllm")
+    from transformers import AutoModelForImageTextToText
+
+    from verl.utils.tokenizer import get_processor
+    from verl.workers.actor.dp_actor import DataParallelActor
+
+    processor = get_processor(str(any_tiny_vl))
+    tokenizer = processor.tokenizer
+    model = AutoModelForImageTextToText.from_pretrained(any_tiny_vl, dtype=torch.float32)
+    ds = RLHFDataset(str(tiny_dir / "data" / "mixed.parquet"), tokenizer, processor, max_prompt_length=128,
+                     min_pixels=3136, max_pixels=12544)  # fmt: skip
+    rows = collate_fn([ds[i] for i in range(6)])
+    keys = ("input_ids", "attention_mask", "position_ids", "raw_prompt_ids", "multi_modal_data", "multi_modal_inputs")
+    prompts = DataProto.from_single_dict({k: rows[k] for k in keys})
+    config = _config(name="vllm", dtype="fp32", calculate_log_probs=True, limit_videos=1, prompt_length=128)
+    engine = build_rollout(config, str(any_tiny_vl), tokenizer, processor)
+    engine.load_weights(model.state_dict().items())
+    ours = engine.generate_sequences(_with_meta(prompts, do_sample=False))
+    actor = DataParallelActor(SimpleNamespace(micro_batch_size_per_device_for_experience=8, padding_free=True), model)
+    actor_lp = actor.compute_log_prob(ours).batch["log_probs"]
+    mask = ours.batch["response_mask"].bool()
+    assert mask[1].any() and mask[2].any(), "the video and text rows answered"
+    torch.testing.assert_close(ours.batch["rollout_log_probs"][mask], actor_lp[mask], atol=2e-3, rtol=1e-3)
+
+    perturbed = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in perturbed.parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    engine.load_weights(perturbed.state_dict().items())
+    assert not torch.equal(engine.generate_sequences(_with_meta(prompts, do_sample=False)).batch["responses"],
+                           ours.batch["responses"])  # fmt: skip
+    engine.load_weights(model.state_dict().items())
+    again = engine.generate_sequences(_with_meta(prompts, do_sample=False))
+    assert torch.equal(again.batch["responses"], ours.batch["responses"])

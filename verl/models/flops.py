@@ -1,4 +1,4 @@
-"""FLOPs of a training step for Qwen2 / Qwen2.5-VL language models, for throughput and MFU metrics.
+"""FLOPs of a training step for the language models of the families in ``verl.models``, for throughput and MFU metrics.
 
 Per token, forward + backward of the dense weights costs 6 FLOPs per parameter; causal attention adds
 ``12 * layers * heads * head_dim * seq_len`` per token (QK^T and AV, forward and backward), so a sequence
@@ -23,14 +23,18 @@ def text_config_of(config: Any) -> Any:
 
 def dense_parameters(config: Any) -> int:
     """Weights touched per token by the language model (embeddings counted once when tied)."""
+    from .family import family_of_config
+
+    family = family_of_config(config)
     c = text_config_of(config)
     hidden, inter, layers, vocab = c.hidden_size, c.intermediate_size, c.num_hidden_layers, c.vocab_size
     head_dim = getattr(c, "head_dim", None) or hidden // c.num_attention_heads
-    q = hidden * c.num_attention_heads * head_dim + c.num_attention_heads * head_dim  # weight + bias
-    kv = 2 * (hidden * c.num_key_value_heads * head_dim + c.num_key_value_heads * head_dim)
+    bias = 1 if family.qkv_bias else 0
+    q = (hidden + bias) * c.num_attention_heads * head_dim
+    kv = 2 * (hidden + bias) * c.num_key_value_heads * head_dim
     o = c.num_attention_heads * head_dim * hidden
     mlp = 3 * hidden * inter
-    per_layer = q + kv + o + mlp + 2 * hidden  # two RMSNorm weights
+    per_layer = q + kv + o + mlp + 2 * hidden + (2 * head_dim if family.qk_norm else 0)  # RMSNorm weights
     tied = getattr(config, "tie_word_embeddings", getattr(c, "tie_word_embeddings", False))
     embeddings = vocab * hidden * (1 if tied else 2)
     return layers * per_layer + embeddings + hidden

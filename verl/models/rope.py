@@ -1,8 +1,10 @@
-"""Multimodal rotary position ids (M-RoPE) for Qwen2-VL / Qwen2.5-VL.
+"""Multimodal rotary position ids (M-RoPE) for Qwen2-VL / Qwen2.5-VL / Qwen3-VL.
 
 Text tokens advance one position in all three axes (temporal, height, width). The tokens of one image or
 video form a block whose positions are its (t, h, w) grid coordinates after the spatial merge, offset by the
-position where the block starts; the text after it resumes at ``max(block) + 1``. Kept as a pure function so
+position where the block starts; the text after it resumes at ``max(block) + 1``. Qwen3-VL writes each
+temporal patch of a video as its own block (t == 1) behind a text timestamp, so its video grids are split
+per frame (``video_frames_as_blocks``); its images, and how text follows a block, are as in Qwen2.5-VL. Kept as a pure function so
 the dataset (padded prompts), the rollout (prompt + response) and padding-free training compute the same ids.
 """
 
@@ -22,6 +24,7 @@ def get_rope_index(
     video_token_id: int,
     spatial_merge_size: int = 2,
     tokens_per_second: float = 2.0,
+    video_frames_as_blocks: bool = False,
 ) -> torch.Tensor:
     """Position ids of shape (3, seq_len) for one sequence (1-D ``input_ids``).
 
@@ -37,7 +40,10 @@ def get_rope_index(
 
     grids: list[tuple[str, tuple[int, int, int], float]] = []
     image_iter = iter(image_grid_thw.tolist() if image_grid_thw is not None else [])
-    video_iter = iter(video_grid_thw.tolist() if video_grid_thw is not None else [])
+    video_grids = video_grid_thw.tolist() if video_grid_thw is not None else []
+    if video_frames_as_blocks:
+        video_grids = [[1, h, w] for t, h, w in video_grids for _ in range(t)]
+    video_iter = iter(video_grids)
     seconds = list(second_per_grid_ts.tolist() if torch.is_tensor(second_per_grid_ts) else second_per_grid_ts or [])
 
     out: list[list[int]] = [[], [], []]

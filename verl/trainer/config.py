@@ -90,11 +90,11 @@ class DataConfig:
     image_key: str = "images"
     """column with the image(s)"""
     video_key: str = "videos"
-    """column with the video(s); videos are not supported yet, so a data file with this column is refused"""
+    """column with the video(s) of a row: each a file path (relative to ``image_dir``) or a list of frames"""
     image_dir: str | None = None
     """folder that relative image paths are read from"""
     video_fps: float = 2.0
-    """frames per second sampled from videos; only the default is accepted until videos are supported"""
+    """frames per second sampled from video files (a frame list is taken as sampled at this rate)"""
     max_prompt_length: int = 512
     """prompt tokens (image tokens included); longer prompts are filtered out or are an error"""
     max_response_length: int = 512
@@ -143,11 +143,7 @@ class DataConfig:
             "val_batch_size",
             f"must be -1 (all at once) or >= 1, got {self.val_batch_size}",
         )
-        require(
-            self.video_fps == 2.0,
-            "video_fps",
-            f"videos are not supported yet, so the frame rate cannot be set (got {self.video_fps}); remove the key",
-        )
+        require(self.video_fps > 0, "video_fps", f"must be > 0, got {self.video_fps}")
         require(
             self.filter_overlong_prompts_workers == 16,
             "filter_overlong_prompts_workers",

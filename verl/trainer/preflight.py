@@ -71,13 +71,20 @@ def check_model(model: Any, key: str = "worker.actor.model") -> None:
 
 
 def check_data(config: PPOConfig, datasets: list[RLHFDataset | None]) -> None:
-    """Check the rows the datasets kept against the rollout engine's per-prompt image limit."""
+    """Check the rows the datasets kept against the rollout engine's per-prompt image and video limits."""
     limit = config.worker.rollout.limit_images
-    if limit <= 0:
-        return
     problems = []
+    if config.worker.rollout.name == "vllm":  # vLLM reserves memory for videos only when told to
+        videos = config.worker.rollout.limit_videos
+        for dataset in datasets:
+            most = max(dataset.rows, key=lambda row: len(row.videos), default=None) if dataset else None
+            if most is not None and len(most.videos) > videos:
+                problems.append(
+                    f"worker.rollout.limit_videos={videos}, but {dataset.data_path}: row {most.index} has "
+                    f"{len(most.videos)} video(s); set worker.rollout.limit_videos={len(most.videos)}"
+                )
     for dataset in datasets:
-        if dataset is None:
+        if dataset is None or limit <= 0:
             continue
         most = max(dataset.rows, key=lambda row: len(row.images), default=None)
         if most is not None and len(most.images) > limit:

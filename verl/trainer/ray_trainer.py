@@ -112,6 +112,7 @@ class RayPPOTrainer(TrainingLoop):
             answer_key=d.answer_key,
             image_key=d.image_key,
             video_key=d.video_key,
+            video_fps=d.video_fps,
             image_dir=d.image_dir,
             max_prompt_length=d.max_prompt_length,
             format_prompt=d.format_prompt,

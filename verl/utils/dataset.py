@@ -7,6 +7,10 @@
 - a local folder: a ``save_to_disk`` dataset, or a folder of such files (``folder@split`` picks
   ``folder/split.*``).
 
+Videos (``data.video_key``, ``<video>`` placeholders) are a file path (relative to ``image_dir``) or a list of
+frames (images as above), decoded with ``qwen-vl-utils`` (decord backend) and sampled at ``video_fps`` within
+the pixel bounds; a file yields frames at that rate, a frame list is taken as already sampled at it.
+
 Each row is checked once, when the dataset is built: a row with a missing column, a prompt with ``<image>``
 but no image, an unreadable image or more placeholders than images raises an error naming the file, the
 row and the column, unless ``skip_bad_rows`` is set, in which case it is skipped and counted
@@ -23,19 +27,23 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..models.rope import get_rope_index
+from ..models.family import family_of_processor
 from ..protocol import collate_fn
 
 logger = logging.getLogger(__name__)
 
 IMAGE_PLACEHOLDER = "<image>"
+VIDEO_PLACEHOLDER = "<video>"
+# The processor outputs a forward needs per row (Qwen2.5-VL adds second_per_grid_ts for videos).
+MULTI_MODAL_INPUT_KEYS = ("pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw",
+                          "second_per_grid_ts")  # fmt: skip
 _LOCAL_SUFFIXES = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".arrow": "arrow"}
 
 
@@ -142,6 +150,59 @@ def resize_to_pixel_bounds(image: Image.Image, min_pixels: int | None, max_pixel
     return image.resize((width, height), Image.Resampling.BICUBIC)
 
 
+@dataclass
+class Video:
+    """Sampled frames of one video, resized within the pixel bounds: ``frames`` (T, C, H, W) whole numbers in
+    [0, 255]; ``metadata`` (source fps, the indices of the sampled frames, total frames) for the processor's
+    timestamps; ``sample_fps``, the rate the frames stand for."""
+
+    frames: torch.Tensor
+    metadata: dict[str, Any]
+    sample_fps: float
+
+
+def load_video(
+    item: Any,
+    fps: float,
+    image_dir: str | None = None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    patch_size: int = 14,
+) -> Video:
+    """A video file path or a list of frames → frames sampled at ``fps`` (qwen-vl-utils, decord backend).
+
+    Raises ValueError for a missing or unreadable file, no frames, or an unsupported value."""
+    from qwen_vl_utils import fetch_video
+
+    bounds = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v}
+    if isinstance(item, dict) and item.get("path") and not item.get("bytes"):
+        item = item["path"]
+    if isinstance(item, str):
+        path = os.path.join(image_dir, item) if image_dir and not os.path.isabs(item) else item
+        if not os.path.isfile(path):
+            raise ValueError(f"video file {path!r} not found")
+        element = {"video": path, "fps": fps, **bounds}
+    elif isinstance(item, (list, tuple, np.ndarray)):
+        if len(item) == 0:
+            raise ValueError("the frame list is empty")
+        frames = [load_image(frame, image_dir) for frame in item]
+        element = {"video": frames, "sample_fps": fps, **bounds}
+    else:
+        raise ValueError(f"unsupported video value of type {type(item).__name__} (a path or a list of frames)")
+    try:
+        (frames, metadata), sample_fps = fetch_video(
+            element, image_patch_size=patch_size, return_video_sample_fps=True, return_video_metadata=True
+        )
+    except Exception as exc:  # the decoders raise many types for corrupt or empty files
+        where = f"video file {element['video']!r}" if isinstance(item, str) else "the frame list"
+        raise ValueError(f"{where} cannot be decoded: {exc}") from exc
+    if frames.shape[0] == 0:
+        raise ValueError("the video has no frames")
+    metadata = {k: metadata[k] for k in ("fps", "frames_indices", "total_num_frames")}
+    # Whole pixel values: the rollout engines get these frames as uint8, and must see the same pixels.
+    return Video(frames=frames.round().clamp(0, 255), metadata=metadata, sample_fps=float(sample_fps))
+
+
 def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
@@ -155,25 +216,29 @@ def _as_list(value: Any) -> list[Any]:
 # ----------------------------------------------------------------------------- prompts
 
 
-def build_messages(question: str, num_images: int) -> list[dict[str, Any]]:
-    """A one-turn user message; ``<image>`` placeholders become image parts in place.
+def build_messages(question: str, num_images: int, num_videos: int = 0) -> list[dict[str, Any]]:
+    """A one-turn user message; ``<image>`` / ``<video>`` placeholders become image / video parts in place.
 
-    Images without a placeholder are put before the text (the usual convention of VQA data).
+    Images and videos without a placeholder are put before the text (the usual convention of VQA data).
     """
-    pieces = question.split(IMAGE_PLACEHOLDER)
-    missing = num_images - (len(pieces) - 1)
-    content: list[dict[str, Any]] = [{"type": "image"} for _ in range(max(missing, 0))]
-    for i, piece in enumerate(pieces):
-        if i > 0:
+    pieces = re.split(f"({IMAGE_PLACEHOLDER}|{VIDEO_PLACEHOLDER})", question)
+    missing_images = num_images - pieces.count(IMAGE_PLACEHOLDER)
+    missing_videos = num_videos - pieces.count(VIDEO_PLACEHOLDER)
+    content: list[dict[str, Any]] = [{"type": "image"} for _ in range(max(missing_images, 0))]
+    content += [{"type": "video"} for _ in range(max(missing_videos, 0))]
+    for piece in pieces:
+        if piece == IMAGE_PLACEHOLDER:
             content.append({"type": "image"})
-        if piece.strip():
+        elif piece == VIDEO_PLACEHOLDER:
+            content.append({"type": "video"})
+        elif piece.strip():
             content.append({"type": "text", "text": piece})
     return [{"role": "user", "content": content}]
 
 
 def strip_image_placeholders(question: str) -> str:
     """The question as text alone (used by the self-reward hop, which never sees the image)."""
-    return re.sub(r"\s*<image>\s*", " ", question).strip()
+    return re.sub(r"\s*<(image|video)>\s*", " ", question).strip()
 
 
 def load_format_prompt(path_or_template: str | None) -> Any | None:
@@ -202,6 +267,7 @@ class _Row:
     answer: str
     images: list[Any]
     data_source: str
+    videos: list[Video] = field(default_factory=list)
 
 
 class RLHFDataset(torch.utils.data.Dataset):
@@ -224,6 +290,7 @@ class RLHFDataset(torch.utils.data.Dataset):
         answer_key: str = "answer",
         image_key: str = "images",
         video_key: str = "videos",
+        video_fps: float = 2.0,
         image_dir: str | None = None,
         max_prompt_length: int = 1024,
         format_prompt: str | None = None,
@@ -237,7 +304,7 @@ class RLHFDataset(torch.utils.data.Dataset):
         self.tokenizer = tokenizer
         self.processor = processor
         self.prompt_key, self.answer_key, self.image_key = prompt_key, answer_key, image_key
-        self.video_key = video_key
+        self.video_key, self.video_fps = video_key, video_fps
         self.image_dir = image_dir
         self.max_prompt_length = max_prompt_length
         self.format_prompt = load_format_prompt(format_prompt)
@@ -247,20 +314,21 @@ class RLHFDataset(torch.utils.data.Dataset):
                 override_chat_template = f.read()
         self.chat_template = override_chat_template
         self.skipped: Counter[str] = Counter()
+        self.tokens_per_second = _tokens_per_second(processor)
 
         table = load_rows(data_path)
         columns = set(table.column_names)
         for key, name in ((prompt_key, "data.prompt_key"), (answer_key, "data.answer_key")):
             if key not in columns:
                 raise DatasetError(f"{data_path}: column {key!r} ({name}) not found; columns are {sorted(columns)}")
-        if video_key in columns:
-            raise DatasetError(f"{data_path}: column {video_key!r} holds videos, which are not supported yet")
         self._has_images = image_key in columns
-        if self._has_images and processor is None:
-            raise DatasetError(
-                f"{data_path}: rows have images (column {image_key!r}) but the model has no image processor; "
-                "use a vision-language model or drop the column"
-            )
+        self._has_videos = video_key in columns
+        for present, key, kind in ((self._has_images, image_key, "image"), (self._has_videos, video_key, "video")):
+            if present and processor is None:
+                raise DatasetError(
+                    f"{data_path}: rows have {kind}s (column {key!r}) but the model has no {kind} processor; "
+                    "use a vision-language model or drop the column"
+                )
 
         self.rows: list[_Row] = []
         for index, raw in enumerate(table):
@@ -316,14 +384,31 @@ class RLHFDataset(torch.utils.data.Dataset):
                                                       self.max_pixels))  # fmt: skip
             except Exception as exc:  # PIL raises many types for corrupt data
                 raise _BadRow("unreadable_image", self.image_key, f"image {i} cannot be read: {exc}") from exc
+        videos = _as_list(raw.get(self.video_key)) if self._has_videos else []
+        video_placeholders = question.count(VIDEO_PLACEHOLDER)
+        if video_placeholders > len(videos):
+            raise _BadRow(
+                "missing_video",
+                self.video_key,
+                f"the prompt has {video_placeholders} <video> placeholders but only {len(videos)} videos",
+            )
+        patch = getattr(getattr(self.processor, "image_processor", None), "patch_size", 14)
+        loaded = []
+        for i, item in enumerate(videos):
+            try:
+                loaded.append(load_video(item, self.video_fps, self.image_dir, self.min_pixels, self.max_pixels,
+                                         patch))  # fmt: skip
+            except Exception as exc:
+                raise _BadRow("unreadable_video", self.video_key, f"video {i} cannot be read: {exc}") from exc
         source = raw.get("data_source") or os.path.basename(_split_spec(self.data_path)[0])
-        return _Row(index=index, question=question, answer=str(answer), images=decoded, data_source=str(source))
+        return _Row(index=index, question=question, answer=str(answer), images=decoded, data_source=str(source),
+                    videos=loaded)  # fmt: skip
 
     # -- rendering
 
     def _prompt_text(self, row: _Row) -> str:
         question = self.format_prompt.render(content=row.question) if self.format_prompt else row.question
-        messages = build_messages(question, len(row.images))
+        messages = build_messages(question, len(row.images), len(row.videos))
         if self.processor is not None:
             return self.processor.apply_chat_template(
                 messages, add_generation_prompt=True, tokenize=False, chat_template=self.chat_template
@@ -335,8 +420,17 @@ class RLHFDataset(torch.utils.data.Dataset):
 
     def _encode(self, row: _Row) -> dict[str, Any]:
         prompt = self._prompt_text(row)
-        if row.images:
-            inputs = self.processor(text=[prompt], images=row.images, add_special_tokens=False, return_tensors="pt")
+        if row.images or row.videos:
+            kwargs: dict[str, Any] = {"images": row.images or None}
+            if row.videos:  # already sampled and resized by load_video: the processor only patches them
+                kwargs.update(
+                    videos=[v.frames for v in row.videos],
+                    video_metadata=[v.metadata for v in row.videos],
+                    do_sample_frames=False,
+                    do_resize=False,
+                    fps=row.videos[0].sample_fps,
+                )
+            inputs = self.processor(text=[prompt], add_special_tokens=False, return_tensors="pt", **kwargs)
         else:
             inputs = self.tokenizer([prompt], add_special_tokens=False, return_tensors="pt")
         return dict(inputs)
@@ -344,6 +438,8 @@ class RLHFDataset(torch.utils.data.Dataset):
     def prompt_length(self, row: _Row) -> int:
         """Prompt tokens including the image tokens (computed from the image sizes, cheaply)."""
         text = self._prompt_text(row)
+        if row.videos:  # video tokens and Qwen3-VL's timestamps: encode for real
+            return len(self._encode(row)["input_ids"][0])
         length = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         if row.images:
             from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
@@ -365,23 +461,23 @@ class RLHFDataset(torch.utils.data.Dataset):
         row = self.rows[item]
         inputs = self._encode(row)
         input_ids, attention_mask = inputs["input_ids"][0], inputs["attention_mask"][0]
-        if row.images:
-            config = self.processor
-            position_ids = get_rope_index(
+        if row.images or row.videos:
+            position_ids = family_of_processor(self.processor).position_ids(
+                self.processor,
                 input_ids,
                 attention_mask,
-                image_grid_thw=inputs["image_grid_thw"],
-                image_token_id=config.tokenizer.convert_tokens_to_ids("<|image_pad|>"),
-                video_token_id=config.tokenizer.convert_tokens_to_ids("<|video_pad|>"),
-                spatial_merge_size=self.processor.image_processor.merge_size,
+                image_grid_thw=inputs.get("image_grid_thw"),
+                video_grid_thw=inputs.get("video_grid_thw"),
+                second_per_grid_ts=inputs.get("second_per_grid_ts"),
+                tokens_per_second=self.tokens_per_second,
             )
         elif self.processor is not None:
             position_ids = torch.arange(len(input_ids)).unsqueeze(0).expand(3, -1).clone()
         else:
             position_ids = torch.arange(len(input_ids))
         raw_prompt_ids = input_ids.tolist()
-        if self.processor is not None and row.images:
-            # vLLM expands the image placeholder itself: give it the unexpanded prompt.
+        if self.processor is not None and (row.images or row.videos):
+            # vLLM expands the image/video placeholders itself: give it the unexpanded prompt.
             raw_prompt_ids = self.tokenizer(self._prompt_text(row), add_special_tokens=False)["input_ids"]
         pad = self.max_prompt_length - len(input_ids)
         if pad < 0:  # only reachable with filter_overlong_prompts=False, which errors at load time
@@ -394,13 +490,43 @@ class RLHFDataset(torch.utils.data.Dataset):
                 [torch.zeros(*position_ids.shape[:-1], pad, dtype=torch.long), position_ids], dim=-1
             ),  # fmt: skip
             "raw_prompt_ids": raw_prompt_ids,
-            "multi_modal_data": {"images": row.images} if row.images else None,
-            "multi_modal_inputs": {k: inputs[k] for k in ("pixel_values", "image_grid_thw")} if row.images else None,
+            "multi_modal_data": self._multi_modal_data(row),
+            "multi_modal_inputs": {k: inputs[k] for k in MULTI_MODAL_INPUT_KEYS if k in inputs} or None,
             "ground_truth": row.answer,
             "raw_question": row.question,
             "data_source": row.data_source,
             "dataset_index": row.index,
         }
+
+    @staticmethod
+    def _multi_modal_data(row: _Row) -> dict[str, Any] | None:
+        """What the rollout engines need: PIL images, and videos as (frames (T, H, W, C) uint8, metadata)."""
+        data: dict[str, Any] = {}
+        if row.images:
+            data["images"] = row.images
+        if row.videos:
+            data["videos"] = [
+                (v.frames.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy(),
+                 {**v.metadata, "sample_fps": v.sample_fps})
+                for v in row.videos
+            ]  # fmt: skip
+        return data or None
+
+
+def _tokens_per_second(processor: Any | None) -> float:
+    """The model's ``vision_config.tokens_per_second`` (how far apart Qwen2.5-VL puts video frames in
+    position), read from the folder the processor came from; 2.0, the released checkpoints' value, when
+    the config has none."""
+    path = getattr(getattr(processor, "tokenizer", None), "name_or_path", None)
+    if not path:
+        return 2.0
+    from transformers import AutoConfig
+
+    try:
+        vision = getattr(AutoConfig.from_pretrained(path), "vision_config", None)
+    except (OSError, ValueError):
+        return 2.0
+    return float(getattr(vision, "tokens_per_second", None) or 2.0)
 
 
 class _BadRow(Exception):

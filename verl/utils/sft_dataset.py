@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..models.rope import get_rope_index
+from ..models.family import family_of_processor
 from ..protocol import DataProto
 from .dataset import DatasetError, load_image, load_rows, resize_to_pixel_bounds
 from .sft_data import IMAGE_PLACEHOLDER, SUBSETS, Problem, SFTDataError, read_records, record_problems, to_messages
@@ -121,12 +121,8 @@ def encode_conversation(
         labels += piece_ids if trained else [IGNORE_INDEX] * len(piece_ids)
     input_ids = torch.tensor(ids, dtype=torch.long)
     if processor is not None:
-        position_ids = get_rope_index(
-            input_ids,
-            image_grid_thw=mm_inputs["image_grid_thw"] if mm_inputs else None,
-            image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_PAD),
-            video_token_id=tokenizer.convert_tokens_to_ids("<|video_pad|>"),
-            spatial_merge_size=processor.image_processor.merge_size,
+        position_ids = family_of_processor(processor).position_ids(
+            processor, input_ids, image_grid_thw=mm_inputs["image_grid_thw"] if mm_inputs else None
         )
     else:
         position_ids = torch.arange(len(ids))

@@ -392,6 +392,9 @@ class RolloutConfig:
     seed: int = 1
     limit_images: int = 0
     """most images per prompt the engine reserves memory for; 0 = the engine's default"""
+    limit_videos: int = 0
+    """most videos per prompt vLLM accepts; 0 = none (no memory reserved for videos). Set it (usually 1)
+    for data with a ``data.video_key`` column"""
     dtype: Dtype = "bf16"
     gpu_memory_utilization: float = 0.6
     """share of GPU memory vLLM may take (weights + KV cache)"""
@@ -423,6 +426,7 @@ class RolloutConfig:
         require(0.0 < self.top_p <= 1.0, "top_p", f"must be in (0, 1], got {self.top_p}")
         require(self.top_k == -1 or self.top_k >= 1, "top_k", f"must be -1 (off) or >= 1, got {self.top_k}")
         require(self.limit_images >= 0, "limit_images", f"must be >= 0, got {self.limit_images}")
+        require(self.limit_videos >= 0, "limit_videos", f"must be >= 0, got {self.limit_videos}")
         require(
             0.0 < self.gpu_memory_utilization <= 1.0,
             "gpu_memory_utilization",

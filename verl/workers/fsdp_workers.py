@@ -112,9 +112,12 @@ class ValueHeadModel(torch.nn.Module):
 
 def freeze_vision_tower(model: torch.nn.Module) -> int:
     """Freeze the vision encoder (and its merger/projector); returns how many parameters were frozen."""
+    from ..models.family import family_of_config
+
+    tower = family_of_config(getattr(model, "lm", model)).vision_tower  # the critic wraps its backbone as .lm
     frozen = 0
     for name, module in model.named_modules():
-        if name.endswith("visual") or name == "visual":
+        if name == tower or name.endswith("." + tower):
             for p in module.parameters():
                 p.requires_grad_(False)
                 frozen += p.numel()

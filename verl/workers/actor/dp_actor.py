@@ -109,13 +109,13 @@ def _in_row_order(pieces: list[tuple[np.ndarray, torch.Tensor]], rows: int) -> t
 
 
 def _multimodal_kwargs(rows: np.ndarray | None) -> dict[str, torch.Tensor]:
-    """Concatenate per-row processor outputs (pixel_values, image_grid_thw) for one forward."""
+    """Concatenate per-row processor outputs (pixel_values, image_grid_thw, and the video ones) for one
+    forward; in a batch mixing image, video and text rows each key gathers the rows that have it, in order."""
     if rows is None:
         return {}
     present = [r for r in rows if r]
-    if not present:
-        return {}
-    return {key: torch.cat([r[key] for r in present], dim=0) for key in present[0]}
+    keys = list(dict.fromkeys(key for r in present for key in r))
+    return {key: torch.cat([r[key] for r in present if key in r], dim=0) for key in keys}
 
 
 def _finite_on_every_rank(loss: torch.Tensor) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ...models.family import family_of_processor, mm_token_type_ids
 from ...protocol import DataProto
 from .base import BaseRollout, SamplingSettings, build_output, eos_token_ids, placeholder_token_ids, sampling_settings
 
@@ -73,16 +74,35 @@ class HFRollout(BaseRollout):
         return eos_token_ids(self.tokenizer, getattr(self.module, "generation_config", None))
 
     def _image_inputs(self, prompts: DataProto, device: torch.device) -> dict[str, torch.Tensor]:
-        """``pixel_values``/``image_grid_thw`` for the rows that have images, in row order (as the dataset
-        encodes them); nothing for a text-only batch."""
-        mm_rows = prompts.non_tensor_batch.get("multi_modal_data")
-        images = [img for row in (mm_rows if mm_rows is not None else []) if row for img in row.get("images") or []]
-        if not images:
+        """``pixel_values``/``image_grid_thw`` for the rows that have images and ``pixel_values_videos``/
+        ``video_grid_thw`` for those with videos, in row order (as the dataset encodes them); nothing for a
+        text-only batch."""
+        rows = [row for row in (prompts.non_tensor_batch.get("multi_modal_data", [])) if row]
+        images = [img for row in rows for img in row.get("images") or []]
+        videos = [video for row in rows for video in row.get("videos") or []]
+        if not images and not videos:
             return {}
         if self.processor is None:
-            raise ValueError("prompts carry images but the rollout has no processor (a text-only model?)")
-        encoded = self.processor.image_processor(images=images, return_tensors="pt")
-        return {k: encoded[k].to(device) for k in ("pixel_values", "image_grid_thw")}
+            raise ValueError("prompts carry images or videos but the rollout has no processor (a text-only model?)")
+        inputs: dict[str, torch.Tensor] = {}
+        if images:
+            encoded = self.processor.image_processor(images=images, return_tensors="pt")
+            inputs.update({k: encoded[k].to(device) for k in ("pixel_values", "image_grid_thw")})
+        if videos:  # already sampled and resized by the dataset: only patched here
+            encoded = self.processor.video_processor(
+                videos=[torch.from_numpy(frames).permute(0, 3, 1, 2) for frames, _ in videos],
+                do_sample_frames=False,
+                do_resize=False,
+                return_tensors="pt",
+            )
+            inputs.update({k: encoded[k].to(device) for k in ("pixel_values_videos", "video_grid_thw")})
+            if not family_of_processor(self.processor).video_frames_as_blocks:  # Qwen2.5-VL spaces frames in time
+                temporal = self.processor.video_processor.temporal_patch_size
+                seconds = [temporal / meta["sample_fps"] for _, meta in videos]
+                inputs["second_per_grid_ts"] = torch.tensor(seconds, device=device)
+        # Without the token types, generate() would give the image tokens text positions (not M-RoPE).
+        inputs["mm_token_type_ids"] = mm_token_type_ids(self.tokenizer, prompts.batch["input_ids"]).to(device)
+        return inputs
 
     def _sampling_kwargs(self, s: SamplingSettings) -> dict[str, Any]:
         """Every knob that changes the distribution, set (see the module docstring)."""

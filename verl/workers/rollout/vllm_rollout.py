@@ -91,7 +91,7 @@ class VLLMRollout(BaseRollout):
         if backend is not None:
             kwargs["distributed_executor_backend"] = backend
         if processor is not None:
-            limits = {"video": 0}
+            limits = {"video": config.limit_videos}
             if config.limit_images > 0:
                 limits["image"] = config.limit_images
             kwargs["limit_mm_per_prompt"] = limits
@@ -146,9 +146,23 @@ class VLLMRollout(BaseRollout):
         inputs = []
         for i, ids in enumerate(raw):
             item: dict[str, Any] = {"prompt_token_ids": [int(t) for t in ids]}
-            images = (mm_rows[i] or {}).get("images") if mm_rows is not None else None
-            if images:
-                item["multi_modal_data"] = {"image": list(images)}
+            row = (mm_rows[i] or {}) if mm_rows is not None else {}
+            data: dict[str, Any] = {}
+            if row.get("images"):
+                data["image"] = list(row["images"])
+            if row.get("videos"):
+                if self.config.limit_videos < len(row["videos"]):
+                    raise ValueError(
+                        f"a prompt has {len(row['videos'])} video(s) but worker.rollout.limit_videos="
+                        f"{self.config.limit_videos}; set it to the most videos a row has"
+                    )
+                # (frames, metadata): the frames are already sampled, the processor must not sample again
+                data["video"] = [
+                    (frames, {**{k: v for k, v in meta.items() if k != "sample_fps"}, "do_sample_frames": False})
+                    for frames, meta in row["videos"]
+                ]
+            if data:
+                item["multi_modal_data"] = data
             inputs.append(item)
         return inputs
 

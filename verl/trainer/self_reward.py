@@ -119,11 +119,15 @@ class HopResult:
     """for each row of ``sequences``, the index of the response whose description it answered"""
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    split: dict[str, float] = field(default_factory=dict)
+    """the pipelined hop's shape (``self_reward/split/``): each half's engine seconds and the first half's
+    lengths (the tokens up to ``</description>``), which bound how many engine steps the halves take"""
 
     def metrics(self) -> dict[str, float]:
-        """``self_reward/<count>_rate`` per response, and the hop's time."""
+        """``self_reward/<count>_rate`` per response, the split's shape, and the hop's time."""
         n = max(len(self.descriptions), 1)
         out = {f"self_reward/{k}_rate": v / n for k, v in self.counts.items()}
+        out.update({f"self_reward/split/{k}": v for k, v in self.split.items()})
         out["timing/self_reward_hop"] = self.seconds
         return out
 
@@ -320,6 +324,16 @@ class SelfRewardHop:
         result = self._result(descriptions, todo, texts, sequences, truths)
         result.counts = dict(counts)
         result.seconds = seconds + time.perf_counter() - start
+        first_lengths = partial.batch["response_mask"].sum(-1).float()
+        result.split = {
+            "first_half_seconds": float(first_meta.get("timing/generate", 0.0)),
+            "second_half_seconds": float(out.meta_info.get("timing/generate", 0.0)),
+            "first_half_tokens_mean": float(first_lengths.mean()),
+            "first_half_tokens_max": float(first_lengths.max()),
+            "continued_rate": float(partial.batch["stopped_at_stop_string"].float().mean())
+            if "stopped_at_stop_string" in partial.batch
+            else 0.0,
+        }
         for key in ("timing/generate", "timing/weight_sync", "cut_at_placeholder"):
             out.meta_info[key] = first_meta.get(key, 0) + out.meta_info.get(key, 0)
         return out, result

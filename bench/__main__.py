@@ -92,6 +92,10 @@ def peer_section(r: dict[str, Any]) -> str:
         f"{'met' if overhead <= HOP_TARGET else 'NOT met'}; the paper reports about 1.24× on 8 GPUs)."
         + (f" Share of responses without a description (no hop for them): {_fmt(described)}." if described else ""),
     ]
+    if "hop" in r:  # the hop off / sequential / pipelined comparison (bench.peer.run_hop)
+        from .peer import hop_section
+
+        lines += ["", hop_section(r["hop"])]
     return "\n".join(lines)
 
 
@@ -245,6 +249,7 @@ def main(argv: list[str] | None = None) -> None:
             from . import peer
 
             results[name] = peer.run(model, train_file, args.steps, args.warmup)
+            results[name]["hop"] = peer.run_hop(model, train_file, args.steps, args.warmup)
         elif name == "rollout":
             from . import rollout
 

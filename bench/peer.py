@@ -105,3 +105,102 @@ def run(model: Path, train_file: Path, steps: int, warmup: int, rounds: int = 2)
     results["ratio_vs_trl"] = results["ours"]["step"] / results["trl"]["step"]
     results["hop_overhead"] = results["ours_hop"]["step"] / results["ours"]["step"]
     return results
+
+
+# ---------------------------------------------------------------------------------------------- the hop's cost
+
+HOP_SHAPES = (STEP["max_response_length"], 256)
+"""response lengths at which the hop's variants are compared: the shared shape's (responses end where the model
+ends them), and 256 tokens, run to the full length (``ignore_eos``: the tiny model stops at ~40 tokens)"""
+HOP_VARIANTS = {
+    "off": NO_HOP,
+    "sequential": [*HOP, "algorithm.self_reward.pipelined=false"],
+    "pipelined": [*HOP, "algorithm.self_reward.pipelined=true"],
+}
+
+
+def _hop_overrides(length: int) -> list[str]:
+    return ["worker.rollout.ignore_eos=true"] if length != STEP["max_response_length"] else []
+
+
+def run_hop(
+    model: Path, train_file: Path, steps: int, warmup: int, rounds: int = 2, shapes: tuple[int, ...] = HOP_SHAPES
+) -> dict[str, Any]:
+    """The self-reward hop's cost: hop off, the sequential hop (a second generation after the rollout) and the
+    pipelined one (blind answers inside the rollout), at each of :data:`HOP_SHAPES`; every variant in its own
+    process, all of them once per round, interleaved, so that load on the machine hits all alike. Each variant
+    keeps its fastest round; the ratios are to hop off at the same shape."""
+    total = warmup + steps
+    seen: dict[str, list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-hop-") as tmp:
+        for round_ in range(rounds):
+            for length in shapes:
+                for name, extra in HOP_VARIANTS.items():
+                    key = f"{name}@{length}"
+                    run_dir = Path(tmp) / f"round{round_}" / key
+                    run_dir.mkdir(parents=True)
+                    overrides = our_overrides(model, train_file, total, run_dir, max_response_length=length)
+                    extra = extra + _hop_overrides(length)
+                    seen.setdefault(key, []).append(run_ours(overrides + extra, run_dir, warmup))
+    results: dict[str, Any] = {key: min(runs, key=lambda r: r["step"]) for key, runs in seen.items()}
+    results["rounds"] = {key: [r["step"] for r in runs] for key, runs in seen.items()}
+    results["ratios"] = {
+        f"{name}@{length}": results[f"{name}@{length}"]["step"] / results[f"off@{length}"]["step"]
+        for length in shapes
+        for name in ("sequential", "pipelined")
+    }
+    return results
+
+
+def hop_section(r: dict[str, Any], target: float = 1.05) -> str:
+    """BENCHMARKS.md's table of :func:`run_hop`."""
+
+    def f(x: float) -> str:
+        return f"{x:.2f}"
+
+    lines = [
+        "### Self-reward hop: sequential and pipelined",
+        "",
+        "The same step with the hop off, the sequential hop (`algorithm.self_reward.pipelined=false`: the blind "
+        "answers are a second generation after the rollout) and the pipelined one (default: the rollout stops at "
+        "`</description>`, then one engine call finishes every response together with the blind answers), at "
+        f"responses up to {HOP_SHAPES[0]} tokens and of {HOP_SHAPES[1]} tokens (`ignore_eos`; the blind answers "
+        "then run to their `max_tokens` too). Every variant ran "
+        f"{len(next(iter(r['rounds'].values())))} times, interleaved, on a machine shared with other work; the "
+        "table keeps each one's fastest run (medians of every run: "
+        + ", ".join(f"{k} {' / '.join(f(x) for x in xs)}" for k, xs in r["rounds"].items())
+        + "). Engine seconds are the vLLM `generate` calls inside the rollout.",
+        "",
+        "| max response | hop | step (s) | / off | rollout | engine | hop (driver) | reward wait | update "
+        "| mean response | first half: mean / max tokens |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, res in r.items():
+        if "@" not in key:
+            continue
+        name, length = key.split("@")
+        t, m = res["timing"], res["metrics_last"]
+        hop = t.get("self_reward_hop", t.get("gen/self_reward_hop", 0.0))
+        split = (
+            f"{m['self_reward/split/first_half_tokens_mean']:.0f} / {m['self_reward/split/first_half_tokens_max']:.0f}"
+            if "self_reward/split/first_half_tokens_max" in m
+            else ""
+        )
+        ratio = r["ratios"].get(key, 1.0)
+        lines.append(
+            f"| {length} | {name} | {f(res['step'])} | {f(ratio)}× | {f(t.get('gen', 0))} | "
+            f"{f(t.get('gen/generate', 0))} | {f(hop)} | {f(t.get('reward_wait', 0))} | "
+            f"{f(t.get('update_actor', 0))} | {res['response_length']:.0f} | {split} |"
+        )
+    shapes = sorted({int(k.split("@")[1]) for k in r["ratios"]})
+    verdicts = [
+        f"{length} tokens: **{f(r['ratios'][f'pipelined@{length}'])}×** "
+        f"(sequential {f(r['ratios'][f'sequential@{length}'])}×)"
+        for length in shapes
+    ]
+    met = all(r["ratios"][f"pipelined@{length}"] <= target for length in shapes)
+    lines += [
+        "",
+        f"Pipelined / off: {'; '.join(verdicts)} (target ≤ {target}×: {'met' if met else 'NOT met'}).",
+    ]
+    return "\n".join(lines)

@@ -84,3 +84,24 @@ def test_memory_section_lists_every_case_and_the_logit_size() -> None:
     # 2 rows x 2048 tokens x 151,936 x 4 bytes = 2.49 GB
     assert "| update | 2048 | 2.49 | not run | 0.50 | not run | 0.50 |" in text
     assert "| log_probs | 512 | 0.62 | 0.50 | 0.50 | 0.50 | 0.50 |" in text
+
+
+def test_hop_section_reports_each_variant_against_hop_off_at_its_shape() -> None:
+    from bench.peer import HOP_SHAPES, hop_section
+
+    def run(step: float, **metrics: float) -> dict:
+        timing = {"step": step, "gen": step / 2, "gen/generate": step / 3, "update_actor": 0.1}
+        return {"step": step, "timing": timing, "metrics_last": metrics, "response_length": 40.0}
+
+    short, long = HOP_SHAPES
+    split = {"self_reward/split/first_half_tokens_mean": 9.4, "self_reward/split/first_half_tokens_max": 21.0}
+    r = {
+        f"off@{short}": run(1.0), f"sequential@{short}": run(1.3), f"pipelined@{short}": run(1.04, **split),
+        f"off@{long}": run(2.0), f"sequential@{long}": run(2.5), f"pipelined@{long}": run(2.2, **split),
+    }  # fmt: skip
+    r["rounds"] = {key: [res["step"]] for key, res in r.items()}
+    r["ratios"] = {k: r[k]["step"] / r[f"off@{k.split('@')[1]}"]["step"] for k in r["rounds"] if "off" not in k}
+    text = hop_section(r)
+    assert f"| {short} | pipelined | 1.04 | 1.04× |" in text and "| 9 / 21 |" in text
+    assert f"| {long} | sequential | 2.50 | 1.25× |" in text
+    assert f"{long} tokens: **1.10×** (sequential 1.25×)" in text and "NOT met" in text

@@ -360,3 +360,24 @@ def test_a_worker_failing_at_start_becomes_training_aborted(tmp_path) -> None:
     loop._start_workers = start
     with pytest.raises(TrainingAborted, match=r"failed during init_model at step 0 \(phase init_workers\): Value"):
         loop.init_workers()
+
+
+def test_without_online_filtering_the_reward_is_graded_in_a_thread(tmp_path) -> None:
+    import threading
+
+    trainer = _filtering_trainer(tmp_path, -1, all_same_tries=0)
+    trainer.config.algorithm.online_filtering = False
+    graded_in = []
+    grade = trainer.reward_fn.compute_reward
+
+    def compute_reward(batch: DataProto) -> tuple[torch.Tensor, dict[str, list[float]]]:
+        graded_in.append(threading.current_thread().name)
+        return grade(batch)
+
+    trainer.reward_fn.compute_reward = compute_reward
+    step = trainer._make_batch({}, {})
+    scores, components, seconds = step.pending.result()
+    assert step.components == {} and "token_level_scores" not in step.batch.batch, "filled in after the log-probs"
+    assert graded_in[0].startswith("reward") and graded_in[0] != threading.current_thread().name
+    assert components == {"overall": [1.0, 0.0, 1.0, 0.0]} and scores.shape == (4, 2) and seconds >= 0
+    trainer._reward_thread.shutdown()

@@ -315,3 +315,160 @@ def test_external_hop_needs_its_environment(monkeypatch) -> None:
     monkeypatch.delenv("SR_URL", raising=False)
     with pytest.raises(ValueError, match=r"\$SR_URL"):
         ExternalHop(_external(), max_tokens=8, temperature=0.0)
+
+
+# ---------------------------------------------------------------------------------------------- the pipelined hop
+
+
+class _ScriptedEngine:
+    """A deterministic ("greedy") engine with the rollout interface, stop strings and continuation: rollout
+    prompt ``Q<i>`` always answers ``SCRIPT[i]``; a blind prompt answers ``\\boxed{<first word of the
+    description>}``. It records the requests of every call."""
+
+    SCRIPT = [
+        "<description>three red circles</description> <think>count them</think> \\boxed{3}",
+        "<think>no description at all</think> \\boxed{3}",
+        "<description>blue \\boxed{blue}</description> then \\boxed{blue}",  # leak: no blind answer
+        "<description>blue square</description>",  # ends right after its description: only the EOS is left
+    ]
+
+    def __init__(self, tokenizer, max_tokens: int = 40) -> None:
+        from verl.workers.rollout.base import eos_token_ids
+
+        self.tokenizer, self.max_tokens, self.calls = tokenizer, max_tokens, []
+        self.eos = eos_token_ids(tokenizer)
+        self.end, self.pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _complete(self, prompt: list[int]) -> list[int]:
+        text = self.tokenizer.decode(prompt)
+        if "Description:" in text:
+            word = text.split("Description:")[1].split()[0]
+            return self._ids(f"<think>so</think> \\boxed{{{word}}}") + [self.end]
+        return self._ids(self.SCRIPT[int(text.split("Q")[-1])]) + [self.end]
+
+    def _cut(self, tokens: list[int], stop: list[str], budget: int) -> tuple[list[int], bool]:
+        tokens = tokens[:budget]
+        for k in range(1, len(tokens) + 1):
+            if any(s in self.tokenizer.decode(tokens[:k]) for s in stop):
+                return tokens[:k], k < budget and tokens[k - 1] != self.end
+        return tokens, False
+
+    def generate_sequences(self, prompts: DataProto) -> DataProto:
+        from verl.workers.rollout.base import build_output
+
+        n, budget = prompts.meta_info.get("n", 2), prompts.meta_info.get("max_tokens", self.max_tokens)
+        stop = list(prompts.meta_info.get("stop") or [])
+        self.calls.append(("generate", len(prompts) * n, stop))
+        cut = [self._cut(self._complete(list(p)), stop, budget) for p in prompts.non_tensor_batch["raw_prompt_ids"]]
+        out = build_output(prompts, [t for t, _ in cut for _ in range(n)], n, budget, self.pad, self.eos)
+        if stop:
+            out.batch["stopped_at_stop_string"] = torch.tensor([s for _, s in cut for _ in range(n)])
+        return out
+
+    def continue_sequences(self, partial: DataProto) -> DataProto:
+        import numpy as np
+
+        from verl.workers.rollout.base import build_output, continuation_plan
+
+        plan = continuation_plan(partial)
+        for i in plan.to_continue:
+            whole = self._complete(list(partial.non_tensor_batch["raw_prompt_ids"][i]))
+            assert whole[: len(plan.generated[i])] == plan.generated[i], "continues from its own tokens"
+            plan.generated[i] = whole[: self.max_tokens]
+        extra = partial.meta_info["extra_sampling"]
+        answers = np.empty(len(partial), dtype=object)
+        asked = [i for i, p in enumerate(partial.non_tensor_batch["extra_prompt_ids"]) if p is not None]
+        for i in asked:
+            answer = self._complete(list(partial.non_tensor_batch["extra_prompt_ids"][i]))[: extra["max_tokens"]]
+            answers[i] = [answer] * extra["n"]
+        self.calls.append(("continue", len(plan.to_continue), len(asked)))
+        out = build_output(plan.prompts, plan.generated, 1, self.max_tokens, self.pad, self.eos)
+        out.non_tensor_batch["extra_token_ids"] = answers
+        return out
+
+
+def _question_batch(tokenizer) -> tuple[DataProto, list[str], list[str]]:
+    import numpy as np
+
+    from verl.trainer.self_reward import text_prompt_batch
+
+    ids = [tokenizer(f"Q{i}", add_special_tokens=False)["input_ids"] for i in range(4)]
+    prompts = text_prompt_batch(ids, tokenizer.pad_token_id, multimodal=True)
+    questions = ["<image>How many circles?", "<image>How many?", "<image>What colour?", "<image>What colour?"]
+    truths = ["three", "3", "blue", "blue"]
+    prompts.non_tensor_batch["raw_question"] = np.array(questions, dtype=object)
+    prompts.non_tensor_batch["ground_truth"] = np.array(truths, dtype=object)
+    return prompts, questions, truths
+
+
+@pytest.mark.parametrize("hop_n", [1, 2])
+def test_pipelined_hop_gives_the_sequential_hops_rollout_and_blind_answers(tiny_tokenizer, hop_n) -> None:
+    from verl.trainer.self_reward import PolicyGenerate
+
+    sampling = Sampling(n=hop_n, max_tokens=16, temperature=0.0, top_p=1.0)
+    prompts, questions, truths = _question_batch(tiny_tokenizer)
+    gen = prompts.select(
+        batch_keys=["input_ids", "attention_mask", "position_ids"], non_tensor_batch_keys=["raw_prompt_ids"]
+    )
+
+    seq_engine = _ScriptedEngine(tiny_tokenizer)
+    sequential = SelfRewardHop(
+        tiny_tokenizer, sampling, generate=PolicyGenerate(seq_engine.generate_sequences, tiny_tokenizer, True)
+    )
+    rollout = seq_engine.generate_sequences(gen)
+    batch = prompts.repeat(2, interleave=True)
+    for key in ("input_ids", "attention_mask", "position_ids"):
+        batch.batch.pop(key)
+    batch = batch.union(rollout)
+    expected = sequential.annotate(batch)
+
+    engine = _ScriptedEngine(tiny_tokenizer)
+    pipelined = SelfRewardHop(
+        tiny_tokenizer, sampling, generate=PolicyGenerate(engine.generate_sequences, tiny_tokenizer, True)
+    )
+    assert pipelined.can_pipeline
+    out, result = pipelined.rollout(gen, questions, truths, engine.generate_sequences, engine.continue_sequences)
+
+    # one rollout call stopped at </description>, then one call for the rest and every blind answer: prompts 0, 2
+    # and 3 closed a description (prompt 3's continuation is only its EOS), prompt 1 ended; blind answers only
+    # for prompts 0 and 3 (rows 0, 1, 6, 7): prompt 2's description holds the answer
+    assert engine.calls == [("generate", 8, ["</description>"]), ("continue", 6, 4)]
+    for key in ("prompts", "responses", "input_ids", "attention_mask", "position_ids", "response_mask"):
+        assert torch.equal(out.batch[key], rollout.batch[key]), key
+    assert "extra_token_ids" not in out.non_tensor_batch
+    assert result.blind_answers == expected.blind_answers
+    assert result.blind_answers[0] == (
+        ["<think>so</think> \\boxed{three}"] * hop_n if hop_n > 1 else "<think>so</think> \\boxed{three}"
+    )
+    assert result.grades == expected.grades == [[1.0] * hop_n] * 2 + [None] * 4 + [[1.0] * hop_n] * 2
+    assert result.descriptions == expected.descriptions
+    assert result.sources == expected.sources == [i for i in (0, 1, 6, 7) for _ in range(hop_n)]
+    # responses without a closed description (1: none; 2: a leak) get no hop, and are counted as in the sequential
+    assert (
+        result.counts
+        == expected.counts
+        == {"description_missing": 2, "description_misplaced": 0, "description_leak": 2}
+    )
+    for key in ("prompts", "responses", "input_ids", "attention_mask", "position_ids", "response_mask"):
+        assert torch.equal(result.sequences.batch[key], expected.sequences.batch[key]), key
+
+
+def test_pipelined_hop_without_any_description_answers_nothing(tiny_tokenizer) -> None:
+    from verl.trainer.self_reward import PolicyGenerate
+
+    engine = _ScriptedEngine(tiny_tokenizer)
+    hop = SelfRewardHop(tiny_tokenizer, ONE, generate=PolicyGenerate(engine.generate_sequences, tiny_tokenizer, True))
+    prompts, questions, truths = _question_batch(tiny_tokenizer)
+    gen = prompts[[1]].select(
+        batch_keys=["input_ids", "attention_mask", "position_ids"], non_tensor_batch_keys=["raw_prompt_ids"]
+    )
+    out, result = hop.rollout(gen, questions[1:2], truths[1:2], engine.generate_sequences, engine.continue_sequences)
+    assert engine.calls[-1] == ("continue", 0, 0) and result.sequences is None and result.blind_answers == [None, None]
+    assert len(out) == 2 and result.counts["description_missing"] == 2
+
+
+def test_external_hop_cannot_pipeline(tiny_tokenizer) -> None:
+    assert not SelfRewardHop(tiny_tokenizer, ONE, generate=lambda ids, s: ["x"] * len(ids)).can_pipeline

@@ -193,6 +193,13 @@ def test_hf_rollout_ignores_the_checkpoints_sampling_defaults(model, prompts, ti
     assert len({tuple(r.tolist()) for r in responses}) > 1
 
 
+def test_hf_rollout_refuses_stop_strings(model, prompts, tiny_tokenizer, tiny_processor) -> None:
+    rollout = build_rollout(_config(), "", tiny_tokenizer, tiny_processor, module=model)
+    assert not rollout.supports_split
+    with pytest.raises(NotImplementedError, match="worker.rollout.name=vllm"):
+        rollout.generate_sequences(_with_meta(prompts, stop=["</description>"]))
+
+
 def test_hf_rollout_from_path_loads_new_weights(model, prompts, tiny_vl, tiny_tokenizer, tiny_processor) -> None:
     owned = build_rollout(_config(), str(tiny_vl), tiny_tokenizer, tiny_processor)
     assert not owned.shares_actor
@@ -396,3 +403,57 @@ def test_vllm_with_image_video_and_text_rows_matches_the_actor(tiny_dir, any_tin
     engine.load_weights(model.state_dict().items())
     again = engine.generate_sequences(_with_meta(prompts, do_sample=False))
     assert torch.equal(again.batch["responses"], ours.batch["responses"])
+
+
+@pytest.mark.slow
+def test_vllm_split_rollout_equals_the_unsplit_one(vllm_engine, prompts, model, tiny_tokenizer) -> None:
+    """Stop at a string, then continue from the token ids with extra text prompts in the same call: the same
+    greedy tokens, layout and log-probs as one call (the images reach the continuation), and the extra answers
+    of a separate call."""
+    from verl.workers.actor.dp_actor import DataParallelActor
+
+    vllm_engine.load_weights(model.state_dict().items())
+    whole = vllm_engine.generate_sequences(_with_meta(prompts, do_sample=False))
+    # a stop string that a row writes: the text of three of its tokens, none special, from the third on
+    special = set(tiny_tokenizer.all_special_ids)
+    row, start, stop = next(
+        (r, i, tiny_tokenizer.decode(ids[i : i + 3]))
+        for r, ids in enumerate(_response_ids(whole))
+        for i in range(2, len(ids) - 4)
+        if not special & set(ids[i : i + 3]) and tiny_tokenizer.decode(ids[i : i + 3])
+    )
+    partial = vllm_engine.generate_sequences(_with_meta(prompts, do_sample=False, stop=[stop]))
+    stopped = partial.batch["stopped_at_stop_string"]
+    assert stopped[row] and len(_response_ids(partial)[row]) <= start + 3
+    assert stop in tiny_tokenizer.decode(_response_ids(partial)[row])
+    text = _text_prompts(tiny_tokenizer, ["Describe: red. Colour?", "Two circles. How many?"])
+    extra = np.empty(len(partial), dtype=object)
+    extra[0], extra[2] = text.non_tensor_batch["raw_prompt_ids"][0], text.non_tensor_batch["raw_prompt_ids"][1]
+    partial.non_tensor_batch["extra_prompt_ids"] = extra
+    partial.meta_info = {
+        "do_sample": False,
+        "extra_sampling": {"n": 1, "max_tokens": 8, "temperature": 0.0, "top_p": 1.0},
+    }
+    out = vllm_engine.continue_sequences(partial)
+
+    assert out.meta_info["continued_rows"] == int(stopped.sum())
+    for key in ("prompts", "responses", "input_ids", "attention_mask", "position_ids", "response_mask"):
+        assert torch.equal(out.batch[key], whole.batch[key]), key
+    torch.testing.assert_close(out.batch["rollout_log_probs"], whole.batch["rollout_log_probs"], atol=1e-4, rtol=1e-4)
+    answers = vllm_engine.generate_sequences(_with_meta(text, n=1, max_tokens=8, do_sample=False))
+    for row, answer in ((0, 0), (2, 1)):
+        valid = int(answers.batch["response_mask"][answer].sum())
+        assert out.non_tensor_batch["extra_token_ids"][row] == [answers.batch["responses"][answer, :valid].tolist()]
+    assert out.non_tensor_batch["extra_token_ids"][1] is None
+
+    # the trainer's log-probs: the split rollout's tensors are the unsplit one's, and vLLM's log-probs of the
+    # continued tokens (computed with the images) agree with the trainer's
+    actor = DataParallelActor(SimpleNamespace(micro_batch_size_per_device_for_experience=8, padding_free=False), model)
+    split_lp = actor.compute_log_prob(out).batch["log_probs"]
+    assert torch.equal(split_lp, actor.compute_log_prob(whole).batch["log_probs"])
+    mask = out.batch["response_mask"].bool()
+    torch.testing.assert_close(out.batch["rollout_log_probs"][mask], split_lp[mask], atol=2e-3, rtol=1e-3)
+
+
+def _response_ids(out: DataProto) -> list[list[int]]:
+    return [r[: int(m.sum())].tolist() for r, m in zip(out.batch["responses"], out.batch["response_mask"])]

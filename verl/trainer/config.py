@@ -236,6 +236,11 @@ class SelfRewardConfig:
     """``policy``: the current policy answers through the rollout engine in the same step; ``external``: an
     OpenAI-compatible endpoint (``external``) answers"""
     external: ExternalHopConfig = field(default_factory=ExternalHopConfig)
+    pipelined: bool = True
+    """run the blind answers inside the rollout (the policy backend on the vLLM engine): the rollout stops each
+    response at ``</description>``, then one engine call finishes every response from its own tokens together
+    with the blind answers. False: the hop is a separate generation after the rollout. The HF engine and the
+    external backend always use the separate one"""
 
     def post_init(self) -> None:
         require(self.n >= 1, "n", f"must be >= 1, got {self.n}")

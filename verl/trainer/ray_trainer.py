@@ -4,6 +4,9 @@ One step, one call per arrow (each body lives in its own module)::
 
     prompts → rollout (n per prompt) → self-reward hop → reward → old log-probs → ref log-probs
             → (values) → advantages → (critic update) → actor update → metrics → validation / checkpoint
+
+The pipelined hop (the default with the policy on vLLM) runs inside the rollout (``SelfRewardHop.rollout``), and
+without online filtering the reward is graded in a driver thread while the workers compute the log-probs.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import time
 import uuid
 import zlib
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -29,21 +34,27 @@ from ..workers.reward.reward_manager import RewardManager
 from . import TrainingAborted, core_algos
 from .balance import balanced_order
 from .config import PPOConfig
-from .loop import TrainingLoop
+from .loop import TrainingLoop, timer
 from .metrics import compute_data_metrics, reduce_metrics
 from .self_reward import HopResult, SelfRewardHop, decode_responses
 
 logger = logging.getLogger(__name__)
 
 
+Reward = tuple[torch.Tensor, dict[str, list[float]], float]
+"""token-level scores, components per row, seconds the grading took"""
+
+
 @dataclass
 class StepBatch:
     """One step's rollout after the hop and the reward: the rows, the reward components per row, and the hop's
-    result (None without a hop, or after online filtering, which does not keep it)."""
+    result (None without a hop, or after online filtering, which does not keep it). ``pending``: the reward
+    still being graded (scores and components then come from it, in the batch's row order at submission)."""
 
     batch: DataProto
     components: dict[str, list[float]]
     hop: HopResult | None = None
+    pending: Future[Reward] | None = None
 
 
 class RayPPOTrainer(TrainingLoop):
@@ -96,9 +107,28 @@ class RayPPOTrainer(TrainingLoop):
             if self.hop_cfg.enable
             else None
         )
+        self.pipelined_hop = self._pipelined_hop()
         self._nonfinite_streak = 0
         self.actor_rollout = self.critic = None
         self._group_roles: dict[str, str] = {}
+
+    @cached_property
+    def _reward_thread(self) -> ThreadPoolExecutor:
+        """Where the reward is graded while the workers compute the log-probs."""
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="reward")
+
+    def _pipelined_hop(self) -> bool:
+        """Whether the hop runs inside the rollout (``algorithm.self_reward.pipelined``): the policy backend on
+        the vLLM engine; the HF engine keeps the separate hop, and says so once."""
+        if self.hop is None or not self.hop_cfg.pipelined or not self.hop.can_pipeline:
+            return False
+        if self.config.worker.rollout.name != "vllm":
+            logger.info(
+                "algorithm.self_reward.pipelined: the %s rollout has no stop strings; the hop runs after the rollout",
+                self.config.worker.rollout.name,
+            )
+            return False
+        return True
 
     # ------------------------------------------------------------------ data
 
@@ -276,7 +306,9 @@ class RayPPOTrainer(TrainingLoop):
                 ],
             )
             with self.timer("gen", timing, phase="rollout"):
-                out = self.actor_rollout.generate_sequences(gen)
+                out, hop = self._rollout(gen, batch)
+            if hop is not None:  # the pipelined hop's own driver work, inside "gen"
+                timing["gen/self_reward_hop"] = timing.get("gen/self_reward_hop", 0.0) + hop.seconds
             # Inside "gen" (rank 0's): the engine's own generate call and the weight sync before it.
             for key in ("generate", "weight_sync"):
                 value = out.meta_info.get(f"timing/{key}")
@@ -289,11 +321,18 @@ class RayPPOTrainer(TrainingLoop):
             if alg.adv_estimator == "remax":
                 self._remax_baseline(gen, batch)
 
-            if self.hop is not None:
+            if hop is not None:
+                batch.non_tensor_batch["blind_answer"] = hop.column()
+                hops.append(hop)
+            elif self.hop is not None:
                 with self.timer("self_reward_hop", timing):
                     hops.append(self.hop.annotate(batch))
+            if hops:
                 metrics.update({k: v for k, v in hops[-1].metrics().items() if not k.startswith("timing/")})
 
+            if not alg.online_filtering:  # graded while the workers compute the log-probs (see train_step)
+                pending = self._reward_thread.submit(self._grade, _reward_view(batch))
+                return StepBatch(batch, {}, hops[0] if hops else None, pending)
             with self.timer("reward", timing):
                 scores, components = self.reward_fn.compute_reward(batch)
             batch.batch["token_level_scores"] = scores
@@ -315,6 +354,23 @@ class RayPPOTrainer(TrainingLoop):
             batch = batch[:limit]
             kept_components = {k: v[:limit] for k, v in kept_components.items()}
         return StepBatch(batch, dict(kept_components), hops[0] if len(hops) == 1 and len(kept) == 1 else None)
+
+    def _rollout(self, gen: DataProto, batch: DataProto) -> tuple[DataProto, HopResult | None]:
+        """The rollout of ``gen`` (``batch``: its prompts' rows), with the hop inside it when pipelined."""
+        if self.hop is None or not self.pipelined_hop:
+            return self.actor_rollout.generate_sequences(gen), None
+        return self.hop.rollout(
+            gen,
+            [str(q) for q in batch.non_tensor_batch["raw_question"]],
+            list(batch.non_tensor_batch["ground_truth"]),
+            self.actor_rollout.generate_sequences,
+            self.actor_rollout.continue_sequences,
+        )
+
+    def _grade(self, batch: DataProto) -> Reward:
+        start = time.perf_counter()
+        scores, components = self.reward_fn.compute_reward(batch)
+        return scores, components, time.perf_counter() - start
 
     def _filter_signal(self) -> str:
         alg = self.config.algorithm
@@ -338,17 +394,15 @@ class RayPPOTrainer(TrainingLoop):
             varies &= mean < alg.filter_high
         return np.nonzero(varies)[0]
 
-    def _balance(
-        self, batch: DataProto, components: dict[str, list[float]]
-    ) -> tuple[DataProto, dict[str, list[float]]]:
+    def _balance(self, batch: DataProto) -> list[int] | None:
         """Reorder rows so each data-parallel rank gets about the same number of tokens (advantages are
-        computed per ``uid`` group, so the order does not change them)."""
+        computed per ``uid`` group, so the order does not change them); the order applied, None if unchanged."""
         world = self.config.trainer.world_size
         order = balanced_order(batch.batch["attention_mask"].sum(-1).tolist(), world)
         if order == list(range(len(batch))):
-            return batch, components
+            return None
         batch.reorder(torch.tensor(order))
-        return batch, {k: [v[i] for i in order] for k, v in components.items()}
+        return order
 
     def _remax_baseline(self, gen: DataProto, batch: DataProto) -> None:
         greedy = DataProto.from_dict(tensors=dict(gen.batch.items()), non_tensors=dict(gen.non_tensor_batch))
@@ -373,8 +427,11 @@ class RayPPOTrainer(TrainingLoop):
         batch, components = made.batch, made.components
         batch.meta_info["temperature"] = cfg.worker.rollout.temperature
         second_hop = made.hop if self.hop_cfg.train_second_hop else None
+        order = None
         if second_hop is None:  # the second hop's rows point at the batch's rows by position
-            batch, components = self._balance(batch, components)
+            order = self._balance(batch)
+            if order is not None and made.pending is None:
+                components = {k: [v[i] for i in order] for k, v in components.items()}
 
         self._enter("log_probs")
         if not self.skip_old_log_probs:
@@ -386,6 +443,13 @@ class RayPPOTrainer(TrainingLoop):
         if self.critic is not None:
             with self.timer("values", timing, phase="log_probs"):
                 batch = batch.union(self.critic.compute_values(batch))
+        if made.pending is not None:
+            with timer("reward_wait", timing):
+                scores, components, timing["reward"] = made.pending.result()
+            if order is not None:
+                scores = scores[torch.tensor(order)]
+                components = {k: [v[i] for i in order] for k, v in components.items()}
+            batch.batch["token_level_scores"] = scores
 
         adv_start = time.perf_counter()
         if alg.use_reference_policy and not alg.use_kl_loss:
@@ -450,6 +514,11 @@ class RayPPOTrainer(TrainingLoop):
             "norm_adv_by_std": cfg.algorithm.norm_adv_by_std_in_grpo,
         }
 
+    def shutdown(self) -> None:
+        if "_reward_thread" in self.__dict__:
+            self._reward_thread.shutdown(wait=False, cancel_futures=True)
+        super().shutdown()
+
     # ------------------------------------------------------------------ validation
 
     def validate(self) -> dict[str, float]:
@@ -473,11 +542,14 @@ class RayPPOTrainer(TrainingLoop):
                     ],
                 )
                 gen.meta_info.update(validate=True, n=1)
-                out = self.actor_rollout.generate_sequences(gen)
+                out, hop = self._rollout(gen, batch)
                 for key in ("input_ids", "attention_mask", "position_ids"):
                     batch.batch.pop(key)
                 batch = batch.union(out.select(batch_keys=list(out.batch.keys()), non_tensor_batch_keys=[]))
-                hop = self.hop.annotate(batch) if self.hop is not None else None
+                if hop is not None:
+                    batch.non_tensor_batch["blind_answer"] = hop.column()
+                elif self.hop is not None:
+                    hop = self.hop.annotate(batch)
                 _, components = self.val_reward_fn.compute_reward(batch)
                 responses = self._decode_responses(batch)
                 blind = batch.non_tensor_batch.get("blind_answer")
@@ -551,3 +623,11 @@ class RayPPOTrainer(TrainingLoop):
                 f"norm {self._nonfinite_streak} steps in a row (trainer.max_consecutive_nonfinite_steps={limit}). "
                 f"Check the learning rate, the rewards and the data of these steps; {self._resume_advice()}"
             )
+
+
+def _reward_view(batch: DataProto) -> DataProto:
+    """A view of ``batch`` for the reward thread: the same tensors, its own containers, so the rows the driver
+    adds, reorders or replaces meanwhile do not change what is graded."""
+    return DataProto.from_dict(
+        tensors=dict(batch.batch.items()), non_tensors=dict(batch.non_tensor_batch), meta_info=dict(batch.meta_info)
+    )

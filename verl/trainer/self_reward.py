@@ -30,6 +30,7 @@ batch (needed to train the second hop)::
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import random
@@ -47,9 +48,13 @@ from ..protocol import DataProto
 from ..rewards.format import check_description
 from ..rewards.functions import description_leaks, grade_blind_answer
 from ..utils.dataset import strip_image_placeholders
+from ..workers.rollout.base import build_output, placeholder_token_ids
 from . import core_algos
 
 logger = logging.getLogger(__name__)
+
+DESCRIPTION_END = "</description>"
+"""Where the pipelined hop splits the rollout: a description is complete once this is written."""
 
 BLIND_INSTRUCTION = (
     "You cannot see the image. Below is a description of it, followed by a question about it. "
@@ -114,11 +119,15 @@ class HopResult:
     """for each row of ``sequences``, the index of the response whose description it answered"""
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    split: dict[str, float] = field(default_factory=dict)
+    """the pipelined hop's shape (``self_reward/split/``): each half's engine seconds and the first half's
+    lengths (the tokens up to ``</description>``), which bound how many engine steps the halves take"""
 
     def metrics(self) -> dict[str, float]:
-        """``self_reward/<count>_rate`` per response, and the hop's time."""
+        """``self_reward/<count>_rate`` per response, the split's shape, and the hop's time."""
         n = max(len(self.descriptions), 1)
         out = {f"self_reward/{k}_rate": v / n for k, v in self.counts.items()}
+        out.update({f"self_reward/split/{k}": v for k, v in self.split.items()})
         out["timing/self_reward_hop"] = self.seconds
         return out
 
@@ -190,9 +199,8 @@ class SelfRewardHop:
         )
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def run(self, responses: Sequence[str], questions: Sequence[str], ground_truths: Sequence[Any]) -> HopResult:
-        """Blind answers (and their grades) for ``responses``, in one batched generation."""
-        start = time.perf_counter()
+    def select(self, responses: Sequence[str], ground_truths: Sequence[Any]) -> tuple[list[str | None], Counter[str]]:
+        """The description each response sends to the blind reader (None: none qualified), and why not."""
         counts: Counter[str] = Counter(description_missing=0, description_misplaced=0, description_leak=0)
         descriptions: list[str | None] = []
         for response, truth in zip(responses, ground_truths, strict=True):
@@ -204,18 +212,37 @@ class SelfRewardHop:
                 counts["leak_guarded"] += 1
                 text = None
             descriptions.append(text)
+        return descriptions, counts
+
+    def run(self, responses: Sequence[str], questions: Sequence[str], ground_truths: Sequence[Any]) -> HopResult:
+        """Blind answers (and their grades) for ``responses``, in one batched generation."""
+        start = time.perf_counter()
+        descriptions, counts = self.select(responses, ground_truths)
         todo = [i for i, d in enumerate(descriptions) if d is not None]
-        n = self.sampling.n
         texts, sequences = self._answer([(descriptions[i], questions[i]) for i in todo])
+        if self.external is not None:
+            counts["external_error"] = sum(t is None for t in texts)
+        result = self._result(descriptions, todo, texts, sequences, ground_truths)
+        result.counts, result.seconds = dict(counts), time.perf_counter() - start
+        return result
+
+    def _result(
+        self,
+        descriptions: list[str | None],
+        todo: list[int],
+        texts: list[Any],
+        sequences: DataProto | None,
+        ground_truths: Sequence[Any],
+    ) -> HopResult:
+        """Answers and grades per response from the blind ``texts`` (``n`` per answered response in ``todo``)."""
+        n = self.sampling.n
         if len(texts) != len(todo) * n:
             raise RuntimeError(
                 f"the self-reward hop asked for {len(todo) * n} blind answers ({len(todo)} descriptions x n={n}) "
                 f"and got {len(texts)}"
             )
-        if self.external is not None:
-            counts["external_error"] = sum(t is None for t in texts)
-        answers: list[str | list[str] | None] = [None] * len(responses)
-        grades: list[list[float] | None] = [None] * len(responses)
+        answers: list[str | list[str] | None] = [None] * len(descriptions)
+        grades: list[list[float] | None] = [None] * len(descriptions)
         for k, i in enumerate(todo):
             own = list(texts[k * n : (k + 1) * n])
             answers[i] = own[0] if n == 1 else own
@@ -226,9 +253,90 @@ class SelfRewardHop:
             grades=grades,
             sequences=sequences,
             sources=[i for i in todo for _ in range(n)],
-            counts=dict(counts),
-            seconds=time.perf_counter() - start,
         )
+
+    # ------------------------------------------------------------------ the pipelined hop
+
+    @property
+    def can_pipeline(self) -> bool:
+        """Whether the blind answers can run inside the rollout: only when the policy answers."""
+        return isinstance(self.generate, PolicyGenerate)
+
+    def rollout(
+        self,
+        prompts: DataProto,
+        questions: Sequence[str],
+        ground_truths: Sequence[Any],
+        generate_sequences: Callable[[DataProto], DataProto],
+        continue_sequences: Callable[[DataProto], DataProto],
+    ) -> tuple[DataProto, HopResult]:
+        """The rollout of ``prompts`` with the hop inside it (``questions``/``ground_truths``: one per prompt).
+
+        The rollout is split at :data:`DESCRIPTION_END`: the first call stops each response there (or where it
+        ends); the second finishes every response from its own token ids, with the same sampling, and in the
+        same engine batches decodes one blind answer per description that qualified (:meth:`select`). So the
+        blind answers cost no engine steps of their own, and each response is distributed as in one call. The
+        first ``</description>`` ends the description that :func:`check_description` reads, so the description
+        cut from the first half is the one the whole response holds; the counts are taken from the whole
+        responses. Returns the rollout (the layout of ``generate_sequences``) and the same :class:`HopResult` as
+        :meth:`run`; ``seconds`` is the hop's own work, its generation being inside the rollout's."""
+        assert isinstance(self.generate, PolicyGenerate), "the pipelined hop needs the policy backend"
+        first = copy.copy(prompts)
+        first.meta_info = {**prompts.meta_info, "stop": [DESCRIPTION_END]}
+        partial = generate_sequences(first)
+        start = time.perf_counter()
+        per_prompt = len(partial) // len(prompts)
+        questions = [str(questions[r // per_prompt]) for r in range(len(partial))]
+        truths = [ground_truths[r // per_prompt] for r in range(len(partial))]
+        descriptions, _ = self.select(decode_responses(partial, self.tokenizer), truths)
+        todo = [i for i, d in enumerate(descriptions) if d is not None]
+        hop_prompts = np.empty(len(partial), dtype=object)
+        for i in todo:
+            hop_prompts[i] = self.prompt_ids(descriptions[i], questions[i])
+        partial.non_tensor_batch["extra_prompt_ids"] = hop_prompts
+        first_meta = partial.meta_info
+        s = self.sampling
+        partial.meta_info = {
+            **prompts.meta_info,
+            "extra_sampling": {"n": s.n, "max_tokens": s.max_tokens, "temperature": s.temperature, "top_p": s.top_p},
+        }
+        seconds = time.perf_counter() - start
+        out = continue_sequences(partial)
+        start = time.perf_counter()
+        extra = out.non_tensor_batch.pop("extra_token_ids")
+        whole, counts = self.select(decode_responses(out, self.tokenizer), truths)
+        if whole != descriptions:
+            logger.warning("the split rollout's descriptions differ from the whole responses' (sent: the first)")
+        sequences = None
+        if todo:
+            sequences = build_output(
+                text_prompt_batch(
+                    [hop_prompts[i] for i in todo], self.tokenizer.pad_token_id, self.generate.multimodal
+                ),
+                [tokens for i in todo for tokens in extra[i]],
+                s.n,
+                s.max_tokens,
+                self.tokenizer.pad_token_id,
+                set(),  # the engine stopped each answer at its end already
+                forbidden_token_ids=placeholder_token_ids(self.tokenizer),
+            )
+        texts = decode_responses(sequences, self.tokenizer) if sequences is not None else []
+        result = self._result(descriptions, todo, texts, sequences, truths)
+        result.counts = dict(counts)
+        result.seconds = seconds + time.perf_counter() - start
+        first_lengths = partial.batch["response_mask"].sum(-1).float()
+        result.split = {
+            "first_half_seconds": float(first_meta.get("timing/generate", 0.0)),
+            "second_half_seconds": float(out.meta_info.get("timing/generate", 0.0)),
+            "first_half_tokens_mean": float(first_lengths.mean()),
+            "first_half_tokens_max": float(first_lengths.max()),
+            "continued_rate": float(partial.batch["stopped_at_stop_string"].float().mean())
+            if "stopped_at_stop_string" in partial.batch
+            else 0.0,
+        }
+        for key in ("timing/generate", "timing/weight_sync", "cut_at_placeholder"):
+            out.meta_info[key] = first_meta.get(key, 0) + out.meta_info.get(key, 0)
+        return out, result
 
     def _answer(self, prompts: list[tuple[str, str]]) -> tuple[list[Any], DataProto | None]:
         if not prompts:

@@ -377,6 +377,15 @@ class FSDPWorker(Worker):
         return output
 
     @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
+    def continue_sequences(self, partial: DataProto) -> DataProto:
+        """Second half of a rollout split at a stop string (``BaseRollout.continue_sequences``). The driver calls
+        it right after the first half, with no update between, so the engine's weights are the same."""
+        sync_seconds = self._sync_rollout_weights()
+        output = self.rollout.continue_sequences(partial)
+        output.meta_info["timing/weight_sync"] = sync_seconds
+        return output
+
+    @register(dispatch_mode=Dispatch.DP_COMPUTE_PROTO)
     def compute_log_probs(self, data: DataProto) -> DataProto:
         """Current-policy log-probs of the responses (``old_log_probs``), with entropies."""
         fsdp_utils.load_module(self.actor.module, self.device)

@@ -12,6 +12,11 @@ overrides come through ``meta_info``: ``n``, ``temperature``, ``top_p``, ``top_k
 ``do_sample`` (False: greedy, n=1) and ``validate`` (True: apply ``val_override_config``). That is how the
 self-reward hop asks the same engine for one short, text-only answer per description.
 
+A split rollout (vLLM): ``meta_info["stop"]`` (a list of strings) stops each response after the first of
+them, kept in the output, and marks the rows that stopped there (``stopped_at_stop_string``);
+``continue_sequences`` then finishes those rows from their own token ids in one engine call, alongside extra
+text-only prompts (the self-reward hop's blind answers), and returns the same layout as an unsplit rollout.
+
 The output's ``meta_info`` holds ``generated_tokens`` (response tokens under the mask), ``timing/generate``
 (seconds) and ``cut_at_placeholder`` (see :func:`build_output`); the input's ``meta_info`` is not copied.
 """
@@ -163,6 +168,43 @@ def placeholder_token_ids(tokenizer: Any) -> set[int]:
     return {vocab[t] for t in ("<|image_pad|>", "<|video_pad|>") if t in vocab}
 
 
+@dataclass
+class ContinuationPlan:
+    """How :meth:`BaseRollout.continue_sequences` finishes a rollout that stopped at a stop string."""
+
+    prompts: DataProto
+    """the rows' prompt part (``input_ids``, ``attention_mask``, ``position_ids`` and the non-tensor fields)"""
+    generated: list[list[int]]
+    """each row's response tokens so far"""
+    log_probs: list[list[float]] | None
+    """their rollout log-probs, when the first call returned them"""
+    to_continue: list[int]
+    """the rows that stopped at the stop string with tokens left (``stopped_at_stop_string``)"""
+
+
+def continuation_plan(partial: DataProto) -> ContinuationPlan:
+    """Split the output of a ``generate_sequences`` call with ``meta_info["stop"]`` back into prompts and
+    generated tokens, so that a second call can continue the rows that stopped at the stop string."""
+    b = partial.batch
+    width = b["prompts"].shape[-1]
+    lengths = b["response_mask"].sum(-1).tolist()
+    generated = [b["responses"][i, : int(n)].tolist() for i, n in enumerate(lengths)]
+    log_probs = None
+    if "rollout_log_probs" in b:
+        log_probs = [b["rollout_log_probs"][i, : int(n)].tolist() for i, n in enumerate(lengths)]
+    non_tensors = {k: v for k, v in partial.non_tensor_batch.items() if k != "extra_prompt_ids"}
+    prompts = DataProto.from_dict(
+        tensors={
+            "input_ids": b["prompts"],
+            "attention_mask": b["attention_mask"][:, :width],
+            "position_ids": b["position_ids"][..., :width],
+        },
+        non_tensors=non_tensors,
+    )
+    stopped = b["stopped_at_stop_string"].tolist() if "stopped_at_stop_string" in b else [False] * len(partial)
+    return ContinuationPlan(prompts, generated, log_probs, [i for i, s in enumerate(stopped) if s])
+
+
 class BaseRollout(ABC):
     """A generation engine that can be fed new weights."""
 
@@ -175,6 +217,14 @@ class BaseRollout(ABC):
         """Replace the engine's weights with the actor's (Hugging Face names, full tensors).
 
         The iterator is consumed to the end on every rank, in order: under FSDP each item is a collective."""
+
+    supports_split: bool = False
+    """whether :meth:`generate_sequences` honours ``meta_info["stop"]`` and :meth:`continue_sequences` exists"""
+
+    def continue_sequences(self, partial: DataProto) -> DataProto:
+        """Finish a rollout split at a stop string and answer extra text-only prompts in the same engine call
+        (see :class:`~.vllm_rollout.VLLMRollout`); engines without it refuse."""
+        raise NotImplementedError(f"{type(self).__name__} cannot continue a split rollout")
 
     def sleep(self) -> None:
         """Free accelerator memory between rollouts (engines without sleep mode do nothing)."""

@@ -119,6 +119,10 @@ class HFRollout(BaseRollout):
 
     @torch.no_grad()
     def generate_sequences(self, prompts: DataProto) -> DataProto:
+        if prompts.meta_info.get("stop"):
+            raise NotImplementedError(
+                "the hf rollout has no stop strings (a split rollout needs worker.rollout.name=vllm)"
+            )
         s = sampling_settings(self.config, prompts.meta_info)
         device = next(self.module.parameters()).device
         input_ids = prompts.batch["input_ids"].to(device)

@@ -25,11 +25,20 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
 from ...protocol import DataProto
-from .base import BaseRollout, build_output, generation_eos_ids, placeholder_token_ids, sampling_settings
+from .base import (
+    BaseRollout,
+    SamplingSettings,
+    build_output,
+    continuation_plan,
+    generation_eos_ids,
+    placeholder_token_ids,
+    sampling_settings,
+)
 
 _DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
@@ -61,6 +70,8 @@ class VLLMRollout(BaseRollout):
         tokenizer: the policy's tokenizer (pad id, EOS and the image placeholder ids).
         processor: the multimodal processor, or ``None`` for a text-only model (no image inputs are reserved).
     """
+
+    supports_split = True
 
     def __init__(self, config: Any, model_path: str, tokenizer: Any, processor: Any | None) -> None:
         # The weights iterator is handed to the worker by reference: the engine must run in this process.
@@ -175,44 +186,131 @@ class VLLMRollout(BaseRollout):
         offset = sum(len(p) for p in parts[: self._tp_group.rank_in_group])
         return [item for part in parts for item in part], offset
 
-    def generate_sequences(self, prompts: DataProto) -> DataProto:
-        s = sampling_settings(self.config, prompts.meta_info)
-        params = self._vllm.SamplingParams(
-            n=s.n,
-            temperature=0.0 if s.greedy else s.temperature,
-            top_p=1.0 if s.greedy else s.top_p,
-            top_k=-1 if s.greedy or s.top_k <= 0 else s.top_k,
-            max_tokens=s.max_tokens,
+    def _params(self, s: SamplingSettings, **extra: Any) -> Any:
+        """vLLM sampling parameters of the resolved settings ``s`` (``extra``: e.g. ``n``, ``max_tokens``, stop
+        strings)."""
+        values: dict[str, Any] = {
+            "n": s.n,
+            "temperature": 0.0 if s.greedy else s.temperature,
+            "top_p": 1.0 if s.greedy else s.top_p,
+            "top_k": -1 if s.greedy or s.top_k <= 0 else s.top_k,
+            "max_tokens": s.max_tokens,
             # 0 = only the sampled token's log-prob, of the unscaled model (vLLM's default raw_logprobs mode)
-            logprobs=0 if self.config.calculate_log_probs else None,
-            ignore_eos=self.config.ignore_eos,
-            detokenize=False,
-        )
-        own = self._engine_inputs(prompts)
+            "logprobs": 0 if self.config.calculate_log_probs else None,
+            "ignore_eos": self.config.ignore_eos,
+            "detokenize": False,
+        }
+        values.update(extra)
+        return self._vllm.SamplingParams(**values)
+
+    def _run(self, own: list[dict[str, Any]], params: Any) -> tuple[list[Any], float]:
+        """Generate the tensor-parallel group's requests; this rank's outputs and the engine's seconds."""
         inputs, offset = self._gather_group(own)
+        if isinstance(params, list):
+            params_all = self._gather_group(params)[0]
+        else:
+            params_all = params
         self.wake_up()
         start = time.perf_counter()
-        outputs = self.llm.generate(inputs, params, use_tqdm=not self.config.disable_tqdm)
+        outputs = self.llm.generate(inputs, params_all, use_tqdm=not self.config.disable_tqdm)
         seconds = time.perf_counter() - start
         self.sleep()
-        tokens: list[list[int]] = []
-        log_probs: list[list[float]] | None = [] if self.config.calculate_log_probs else None
-        for output in outputs[offset : offset + len(own)]:
-            for completion in output.outputs:
-                tokens.append(list(completion.token_ids))
-                if log_probs is not None:
-                    log_probs.append(
-                        [lp[tid].logprob for lp, tid in zip(completion.logprobs or [], completion.token_ids)]
-                    )
-        out = build_output(
+        return outputs[offset : offset + len(own)], seconds
+
+    def _build(self, prompts: DataProto, tokens: list[list[int]], log_probs: Any, n: int, max_tokens: int) -> DataProto:
+        return build_output(
             prompts,
             tokens,
-            s.n,
-            s.max_tokens,
+            n,
+            max_tokens,
             self.tokenizer.pad_token_id,
             set() if self.config.ignore_eos else self.eos_ids,
             log_probs,
             forbidden_token_ids=self._forbidden,
         )
+
+    def generate_sequences(self, prompts: DataProto) -> DataProto:
+        s = sampling_settings(self.config, prompts.meta_info)
+        stop = list(prompts.meta_info.get("stop") or [])
+        # A stop string is matched on the decoded text, so only then does the engine detokenize; the string stays
+        # in the output and the token ids are never cut (a split rollout continues from exactly these ids).
+        extra = {"stop": stop, "include_stop_str_in_output": True, "detokenize": True} if stop else {}
+        outputs, seconds = self._run(self._engine_inputs(prompts), self._params(s, **extra))
+        tokens: list[list[int]] = []
+        log_probs: list[list[float]] | None = [] if self.config.calculate_log_probs else None
+        stopped: list[bool] = []
+        for output in outputs:
+            for completion in output.outputs:
+                tokens.append(list(completion.token_ids))
+                if log_probs is not None:
+                    log_probs.append(_token_log_probs(completion))
+                # stopped by a stop string, not cut: an unsplit rollout would have gone on from here
+                stopped.append(
+                    isinstance(completion.stop_reason, str)
+                    and len(tokens[-1]) < s.max_tokens
+                    and not self._forbidden.intersection(tokens[-1])
+                )
+        out = self._build(prompts, tokens, log_probs, s.n, s.max_tokens)
+        if stop:
+            out.batch["stopped_at_stop_string"] = torch.tensor(stopped, dtype=torch.bool)
         out.meta_info["timing/generate"] = seconds
         return out
+
+    def continue_sequences(self, partial: DataProto) -> DataProto:
+        """Finish a rollout that stopped at a stop string, and answer extra text-only prompts in the same call.
+
+        ``partial`` is :meth:`generate_sequences`'s output (called with ``meta_info["stop"]``), rows as returned,
+        plus the non-tensor ``extra_prompt_ids`` (token ids of a prompt to answer alongside that row, or None).
+        ``meta_info`` holds the first call's sampling keys and ``extra_sampling`` (``n``, ``max_tokens``,
+        ``temperature``, ``top_p``) for the extra prompts. A row whose response stopped at the stop string goes on
+        from its own token ids (the prompt's, unexpanded, with its images, then the generated ones: prefix caching
+        reuses their KV), with what is left of ``max_tokens`` and the first call's sampling, so each response is
+        distributed as in an unsplit rollout. A row that ended (EOS, the length limit, an image placeholder) is
+        kept as it is.
+
+        Returns the rows in the layout of an unsplit rollout (``n=1`` per row: the rows were already repeated),
+        plus the non-tensor ``extra_token_ids``: per row, the ``n`` answers' token ids, or None."""
+        s = sampling_settings(self.config, partial.meta_info)
+        extra = partial.meta_info["extra_sampling"]
+        hop_s = SamplingSettings(  # what a separate call with these meta_info overrides would sample with
+            n=int(extra["n"]),
+            temperature=float(extra["temperature"]),
+            top_p=float(extra["top_p"]),
+            top_k=int(self.config.top_k),
+            max_tokens=int(extra["max_tokens"]),
+            greedy=float(extra["temperature"]) == 0.0,
+        )
+        plan = continuation_plan(partial)
+        generated = plan.generated
+        prompt_rows = self._engine_inputs(partial)
+        requests: list[dict[str, Any]] = []
+        params: list[Any] = []
+        for i in plan.to_continue:
+            item = dict(prompt_rows[i])
+            item["prompt_token_ids"] = item["prompt_token_ids"] + generated[i]
+            requests.append(item)
+            params.append(self._params(s, n=1, max_tokens=s.max_tokens - len(generated[i])))
+        hop_rows = [i for i, ids in enumerate(partial.non_tensor_batch["extra_prompt_ids"]) if ids is not None]
+        hop_params = self._params(hop_s, logprobs=None)
+        for i in hop_rows:
+            requests.append({"prompt_token_ids": [int(t) for t in partial.non_tensor_batch["extra_prompt_ids"][i]]})
+            params.append(hop_params)
+        outputs, seconds = self._run(requests, params) if requests else ([], 0.0)
+        log_probs = plan.log_probs
+        for k, i in enumerate(plan.to_continue):
+            completion = outputs[k].outputs[0]
+            generated[i] = generated[i] + list(completion.token_ids)
+            if log_probs is not None:
+                log_probs[i] = log_probs[i] + _token_log_probs(completion)
+        extra_tokens = np.empty(len(partial), dtype=object)
+        for k, i in enumerate(hop_rows):
+            extra_tokens[i] = [list(c.token_ids) for c in outputs[len(plan.to_continue) + k].outputs]
+        out = self._build(plan.prompts, generated, log_probs, 1, s.max_tokens)
+        out.non_tensor_batch["extra_token_ids"] = extra_tokens
+        out.meta_info["timing/generate"] = seconds
+        out.meta_info["continued_rows"] = len(plan.to_continue)
+        return out
+
+
+def _token_log_probs(completion: Any) -> list[float]:
+    return [lp[tid].logprob for lp, tid in zip(completion.logprobs or [], completion.token_ids)]

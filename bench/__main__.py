@@ -155,6 +155,7 @@ def paper_section(r: dict[str, Any]) -> str:
     from .paper import TEST_ROWS, TEST_SHORTCUT_SHARE, TRAIN_ROWS, TRAIN_SHORTCUT_SHARE
 
     walls = [w for ws in r["wall_s"].values() for w in ws]
+    loads = r.get("load_average") or [float("nan")]
     return "\n".join(
         [
             f"Each variant trains {r['steps']} steps of the demo's config from the same warm start (`assets/tiny`), "
@@ -164,7 +165,8 @@ def paper_section(r: dict[str, Any]) -> str:
             "the test split; each cell is the mean ± standard deviation over seeds after the last step, the "
             "warm start's value (step 0) in brackets. Language-shortcut rate: among test rows whose wording "
             "suggests a wrong answer, the share answered with it. Blind accuracy: the text-only answer from the "
-            f"response's description is right. Runs took {min(walls):.0f}–{max(walls):.0f} s each.",
+            f"response's description is right. Runs took {min(walls):.0f}–{max(walls):.0f} s each; the "
+            f"machine's 1-minute load average was {min(loads):.1f}–{max(loads):.1f} during them.",
             "",
             r["table"],
             "",

@@ -18,6 +18,7 @@ the mean description length in words.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import statistics
@@ -182,6 +183,7 @@ def run(
     chosen = list(variants or VARIANTS)
     results: dict[str, list[dict[str, float]]] = {name: [] for name in chosen}
     walls: dict[str, list[float]] = {name: [] for name in chosen}
+    loads = [os.getloadavg()[0]]  # other jobs on the machine slow every variant alike (runs are interleaved)
     for seed in seeds:
         for index, name in enumerate(chosen):
             run_dir = out / f"v{list(VARIANTS).index(name)}_seed{seed}"
@@ -205,12 +207,14 @@ def run(
             ]
             walls[name].append(run_trainer(overrides))
             results[name].append(summarize_run(run_dir))
+            loads.append(os.getloadavg()[0])
             print(f"    {name}, seed {seed}: {results[name][-1]}", flush=True)
     return {
         "seeds": list(seeds),
         "steps": steps,
         "runs": results,
         "wall_s": walls,
+        "load_average": loads,
         "table": table(results),
         "verdict": verdict(results),
     }

@@ -156,9 +156,10 @@ def paper_section(r: dict[str, Any]) -> str:
 
     walls = [w for ws in r["wall_s"].values() for w in ws]
     loads = r.get("load_average") or [float("nan")]
+    warm = f"{r['warm_start_steps']} supervised steps" if r.get("warm_start_steps") else "`assets/tiny`"
     return "\n".join(
         [
-            f"Each variant trains {r['steps']} steps of the demo's config from the same warm start (`assets/tiny`), "
+            f"Each variant trains {r['steps']} steps of the demo's config from the same warm start ({warm}), "
             f'seeds {", ".join(map(str, r["seeds"]))}, on {TRAIN_ROWS} size questions ("Which circle is larger, '
             f'the red one or the blue one?") whose first-named colour is the answer in {TRAIN_SHORTCUT_SHARE:.0%} '
             f"of the training rows and {TEST_SHORTCUT_SHARE:.0%} of the {TEST_ROWS} test rows. Greedy validation on "

@@ -209,7 +209,11 @@ def run(
             results[name].append(summarize_run(run_dir))
             loads.append(os.getloadavg()[0])
             print(f"    {name}, seed {seed}: {results[name][-1]}", flush=True)
+    warm = (
+        json.loads((Path(model) / "WARM_START.json").read_text()) if (Path(model) / "WARM_START.json").is_file() else {}
+    )
     return {
+        "warm_start_steps": warm.get("steps"),
         "seeds": list(seeds),
         "steps": steps,
         "runs": results,

@@ -106,8 +106,19 @@ def test_the_section_names_the_setup_the_load_and_the_verdict() -> None:
     from bench.__main__ import paper_section
 
     results = {"self-reward v1 (sum)": _runs([0.5], [0.4])}
-    r = {"seeds": [1], "steps": 20, "wall_s": {"v1": [100.0, 130.0]}, "load_average": [3.0, 9.5]}
+    r = {
+        "warm_start_steps": 50,
+        "seeds": [1],
+        "steps": 20,
+        "wall_s": {"v1": [100.0, 130.0]},
+        "load_average": [3.0, 9.5],
+    }
     text = paper_section({**r, "table": table(results), "verdict": verdict(results)})
-    assert "trains 20 steps" in text and "seeds 1," in text and "100–130 s each" in text
+    assert (
+        "trains 20 steps" in text
+        and "(50 supervised steps)" in text
+        and "seeds 1," in text
+        and "100–130 s each" in text
+    )
     assert "load average was 3.0–9.5" in text
     assert table(results) in text and "**Not decided" in text

@@ -1,7 +1,7 @@
 PY ?= .venv/bin/python
 TINY ?= assets/tiny
 
-.PHONY: setup test test-fast test-learning lint format tiny demo bench clean
+.PHONY: setup test test-fast test-learning lint format tiny demo bench paper clean
 
 setup:            ## install everything into .venv (idempotent)
 	bash setup.sh
@@ -29,6 +29,9 @@ demo:             ## self-rewarded GRPO on the embedded tiny model, on the CPU
 bench:            ## benchmarks 1-4 on this machine (TRL goes into .bench-deps, not .venv); rewrites BENCHMARKS.md
 	$(PY) -m pip install --isolated --disable-pip-version-check -q --no-deps --upgrade --target .bench-deps -r bench/requirements.txt
 	$(PY) -m bench
+
+paper:            ## the paper's finding in miniature: see-think GRPO vs self-reward v1/v2, 3 seeds (about 30 min on 2 cores); rewrites its BENCHMARKS.md section
+	$(PY) -m bench paper
 
 tiny:             ## generate the embedded tiny model + synthetic dataset
 	$(PY) -m verl.tiny --out $(TINY)

@@ -1,4 +1,4 @@
-"""``python -m bench [peer] [rollout] [scaling] [gpu] [memory]``: run the benchmarks and rewrite BENCHMARKS.md.
+"""``python -m bench [peer] [rollout] [scaling] [gpu] [memory] [paper]``: run the benchmarks and rewrite BENCHMARKS.md.
 
 With no names it runs the CPU ones (peer + self-reward overhead, rollout engines, scaling); ``make bench``
 installs TRL into ``.bench-deps`` first. Each section of BENCHMARKS.md is rewritten only when its benchmark
@@ -192,12 +192,38 @@ def memory_section(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def paper_section(r: dict[str, Any]) -> str:
+    from .paper import TEST_ROWS, TEST_SHORTCUT_SHARE, TRAIN_ROWS, TRAIN_SHORTCUT_SHARE
+
+    walls = [w for ws in r["wall_s"].values() for w in ws]
+    loads = r.get("load_average") or [float("nan")]
+    warm = f"{r['warm_start_steps']} supervised steps" if r.get("warm_start_steps") else "`assets/tiny`"
+    return "\n".join(
+        [
+            f"Each variant trains {r['steps']} steps of the demo's config from the same warm start ({warm}), "
+            f'seeds {", ".join(map(str, r["seeds"]))}, on {TRAIN_ROWS} size questions ("Which circle is larger, '
+            f'the red one or the blue one?") whose first-named colour is the answer in {TRAIN_SHORTCUT_SHARE:.0%} '
+            f"of the training rows and {TEST_SHORTCUT_SHARE:.0%} of the {TEST_ROWS} test rows. Greedy validation on "
+            "the test split; each cell is the mean ± standard deviation over seeds after the last step, the "
+            "warm start's value (step 0) in brackets. Language-shortcut rate: among test rows whose wording "
+            "suggests a wrong answer, the share answered with it. Blind accuracy: the text-only answer from the "
+            f"response's description is right. Runs took {min(walls):.0f}–{max(walls):.0f} s each; the "
+            f"machine's 1-minute load average was {min(loads):.1f}–{max(loads):.1f} during them.",
+            "",
+            r["table"],
+            "",
+            f"**{r['verdict']}**",
+        ]
+    )
+
+
 SECTIONS = {
     "peer": ("1–2. Step time against TRL's GRPOTrainer, and the self-reward overhead", peer_section),
     "rollout": ("3. Rollout engines", rollout_section),
     "scaling": ("4. Scaling with batch and response length", scaling_section),
     "gpu": ("5. GPU: actor throughput and MFU", gpu_section),
     "memory": ("6. Memory of the log-prob pass and the update at Qwen's vocabulary", memory_section),
+    "paper": ("7. The paper's finding in miniature", paper_section),
 }
 
 
@@ -232,6 +258,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--assets", default=str(REPO / "assets" / "tiny"), help="tiny assets folder (made if absent)")
     parser.add_argument("--steps", type=int, default=4, help="measured steps per run of benchmark 1-2")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up steps, not measured")
+    parser.add_argument("--paper-seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds of `paper`")
+    parser.add_argument("--paper-steps", type=int, default=30, help="training steps of each `paper` run")
     args = parser.parse_args(argv)
     names = args.names or list(CPU_BENCHES)
     unknown = sorted(set(names) - set(SECTIONS))
@@ -266,6 +294,10 @@ def main(argv: list[str] | None = None) -> None:
             from . import memory
 
             results[name] = memory.run()
+        elif name == "paper":
+            from . import paper
+
+            results[name] = paper.run(model, REPO / "checkpoints" / "bench_paper", args.paper_seeds, args.paper_steps)
         durations[name] = time.perf_counter() - start
         (RESULTS / f"{name}.json").write_text(json.dumps(results[name], indent=2, default=str))
         print(f"    {name}: {durations[name]:.0f} s", file=sys.stderr, flush=True)

@@ -95,8 +95,8 @@ def our_overrides(model: Path, train_file: Path, steps: int, run_dir: Path, **st
     ]
 
 
-def run_ours(overrides: list[str], run_dir: Path, warmup: int) -> dict[str, Any]:
-    """Run our trainer in a fresh process; the medians of its step timings after ``warmup`` steps."""
+def run_trainer(overrides: list[str]) -> float:
+    """Run our trainer in a fresh process, as the demo runs it; returns its wall time in seconds."""
     env = dict(
         os.environ,
         VLLM_ENABLE_V1_MULTIPROCESSING="0",
@@ -112,9 +112,14 @@ def run_ours(overrides: list[str], run_dir: Path, warmup: int) -> dict[str, Any]
         capture_output=True,
         text=True,
     )
-    wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"our trainer failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return time.perf_counter() - start
+
+
+def run_ours(overrides: list[str], run_dir: Path, warmup: int) -> dict[str, Any]:
+    """Run our trainer in a fresh process; the medians of its step timings after ``warmup`` steps."""
+    wall = run_trainer(overrides)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     measured = rows[warmup:]
     if not measured:

@@ -92,6 +92,39 @@ def test_sharded_log_probs_equal_unsharded_and_update_changes_weights(
 
 
 @pytest.mark.slow
+def test_hf_rollout_on_two_sharded_ranks_generates_what_the_unsharded_model_does(
+    ray_local, tiny_dir, tiny_vl, tiny_tokenizer, tiny_processor, model
+) -> None:
+    """The HF engine generates with the FSDP-sharded actor itself: generate() runs the vision tower before its
+    first forward, so the root's parameters must be gathered around generate() too (they were left as shards:
+    "mixed torch.Tensor and DTensor" in the patch embedding). Greedy tokens equal the unsharded model's."""
+    from verl.single_controller import RayResourcePool, RayWorkerGroup
+    from verl.workers.fsdp_workers import FSDPWorker
+    from verl.workers.rollout import build_rollout
+
+    config = _config(tiny_vl, **{"worker.rollout.name": "hf", "worker.rollout.dtype": "fp32"})
+    from verl.protocol import DataProto
+    from verl.utils.dataset import RLHFDataset, collate_fn
+
+    ds = RLHFDataset(str(tiny_dir / "data" / "val.parquet"), tiny_tokenizer, tiny_processor, max_prompt_length=64)
+    rows = collate_fn([ds[i] for i in range(4)])
+    keys = ("input_ids", "attention_mask", "position_ids", "raw_prompt_ids", "multi_modal_data", "multi_modal_inputs")
+    prompts = DataProto.from_single_dict({k: rows[k] for k in keys})
+    assert all(row["images"] for row in prompts.non_tensor_batch["multi_modal_data"])
+    prompts.meta_info = {"do_sample": False}
+    pool = RayResourcePool([2], use_gpu=False)
+    group = RayWorkerGroup(pool, FSDPWorker, config.worker, "actor_rollout", name_prefix="fsdp_hf_test")
+    try:
+        group.init_model()
+        sharded = group.generate_sequences(prompts)
+    finally:
+        group.shutdown()
+    alone = build_rollout(config.worker.rollout, "", tiny_tokenizer, tiny_processor, module=model)
+    expected = alone.generate_sequences(prompts)
+    assert torch.equal(sharded.batch["responses"], expected.batch["responses"])
+
+
+@pytest.mark.slow
 def test_sequence_parallel_group_of_two_ranks_computes_and_trains_the_unsharded_model(
     ray_local, tiny_vl, model, make_vl_batch, reference_log_probs
 ) -> None:

@@ -67,7 +67,13 @@ def apply_fsdp2(
     """Shard ``module`` with ``fully_shard`` (per transformer block, then the root) over the mesh of
     ``fsdp_config.fsdp_size`` (a 2-D mesh gives hybrid sharding). A module on the meta device is sharded there
     and then given (uninitialised) storage on ``device``; ``load_from_rank0`` fills it."""
-    from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
+    from torch.distributed.fsdp import (
+        CPUOffloadPolicy,
+        MixedPrecisionPolicy,
+        OffloadPolicy,
+        fully_shard,
+        register_fsdp_forward_method,
+    )
 
     mesh = build_device_mesh(device, world_size, fsdp_config.fsdp_size)
     mp_policy = MixedPrecisionPolicy(
@@ -83,6 +89,10 @@ def apply_fsdp2(
         if type(sub) in wrap:
             fully_shard(sub, reshard_after_forward=fsdp_config.enable_full_shard, **kwargs)
     fully_shard(module, reshard_after_forward=fsdp_config.enable_full_shard, **kwargs)
+    if hasattr(module, "generate"):
+        # generate() runs the vision tower before its first forward (multimodal encoder outputs): without the
+        # root's pre-forward gather, the root-owned patch embedding would meet its input as a shard (DTensor).
+        register_fsdp_forward_method(module, "generate")
     if on_meta:
         module.to_empty(device="cpu" if isinstance(offload, CPUOffloadPolicy) else device)
     return module

@@ -1,4 +1,4 @@
-"""``python -m bench [peer] [rollout] [scaling] [gpu] [memory]``: run the benchmarks and rewrite BENCHMARKS.md.
+"""``python -m bench [peer] [rollout] [scaling] [gpu] [memory] [peer-large]``: run the benchmarks and rewrite BENCHMARKS.md.
 
 With no names it runs the CPU ones (peer + self-reward overhead, rollout engines, scaling); ``make bench``
 installs TRL into ``.bench-deps`` first. Each section of BENCHMARKS.md is rewritten only when its benchmark
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import REPO, STEP, machine, tiny_assets
+from .peer_large import section as peer_large_section
 
 OUT = REPO / "BENCHMARKS.md"
 RESULTS = REPO / "bench" / "results"
@@ -194,6 +195,7 @@ SECTIONS = {
     "scaling": ("4. Scaling with batch and response length", scaling_section),
     "gpu": ("5. GPU: actor throughput and MFU", gpu_section),
     "memory": ("6. Memory of the log-prob pass and the update at Qwen's vocabulary", memory_section),
+    "peer-large": ("7. Step time against TRL's GRPOTrainer at a rollout-heavy shape", peer_large_section),
 }
 
 
@@ -261,6 +263,10 @@ def main(argv: list[str] | None = None) -> None:
             from . import memory
 
             results[name] = memory.run()
+        elif name == "peer-large":
+            from . import peer_large
+
+            results[name] = peer_large.run(Path(args.assets), min(args.steps, 2), args.warmup)
         durations[name] = time.perf_counter() - start
         (RESULTS / f"{name}.json").write_text(json.dumps(results[name], indent=2, default=str))
         print(f"    {name}: {durations[name]:.0f} s", file=sys.stderr, flush=True)

@@ -295,12 +295,18 @@ def section(r: dict[str, Any]) -> str:
         )
         met = case["ratio_vs_trl"] <= PEER_TARGET
         slow = [f"{NAMES[k]} {_fmt(ratio[k])}×" for k in ("gen", "log_probs", "update") if ratio[k] > PEER_TARGET]
+        engine, sync = (
+            case["ours"]["timing"].get("gen/generate", 0.0),
+            case["ours"]["timing"].get("gen/weight_sync", 0.0),
+        )
         load = ", ".join(f"{one:.1f}" for one, _, _ in case["load_average"])
         verdicts.append(
             f"- **{length} tokens: ours / TRL = {_fmt(case['ratio_vs_trl'])}×** (target ≤ {PEER_TARGET}×: "
             f"{'met' if met else 'NOT met'}"
             + ("" if met or not slow else f"; phases above {PEER_TARGET}× of TRL's: {', '.join(slow)}")
-            + f"). Same rows: {'yes' if case['same_rows'] else 'NO'}. 1-minute load average before each run and "
+            + f"). Our rollout: the engine's generate call {_fmt(engine)} s "
+            f"({rows * case['ours']['response_length'] / engine:.0f} tokens/s) + weight sync {_fmt(sync)} s. "
+            f"Same rows: {'yes' if case['same_rows'] else 'NO'}. 1-minute load average before each run and "
             f"at the end: {load} (2 cores; runs of every round: "
             + ", ".join(f"{name} {' / '.join(_fmt(x) for x in xs)} s" for name, xs in case["rounds"].items())
             + ")."

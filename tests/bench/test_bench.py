@@ -88,6 +88,7 @@ def test_memory_section_lists_every_case_and_the_logit_size() -> None:
 
 def _peer_large_case(length: int, ours_gen: float, ours_step: float) -> dict:
     ours_timing = {"gen": ours_gen, "reward": 0.1, "old": 0.0, "ref": 0.5, "adv": 0.1, "update_actor": 1.0}
+    ours_timing.update({"gen/generate": ours_gen - 0.4, "gen/weight_sync": 0.4})
     return {
         "max_response_length": length,
         "ours": {"step": ours_step, "timing": ours_timing, "steps": 2, "response_length": 256.0},
@@ -126,6 +127,8 @@ def test_peer_large_section_splits_both_steps_and_names_the_slow_phases() -> Non
     # 10 / 12.4 = 0.81, not met: the rollout (7/8 = 0.88) and log-probs (0.60) are above half of TRL's
     assert "**512 tokens: ours / TRL = 0.81×** (target ≤ 0.5×: NOT met; phases above 0.5× of TRL's: " in text
     assert "rollout 0.88×, log-probs 0.60×)" in text
+    # engine: 2.0 - 0.4 = 1.6 s for 2048 tokens = 1280 tokens/s
+    assert "Our rollout: the engine's generate call 1.60 s (1280 tokens/s) + weight sync 0.40 s." in text
     assert "1.5, 1.7, 1.6" in text, "the load average of the run is recorded"
     assert "43.1 M parameters" in text and "151,936 tokens" in text
 

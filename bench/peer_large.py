@@ -162,7 +162,11 @@ def run_trl(model: Path, train_file: Path, steps: int, work: Path, step: dict[st
 
 
 def _fmt(x: float) -> str:
-    return "–" if x != x else f"{x:.2f}"  # NaN: a phase the peer does not have
+    return f"{x:.2f}"
+
+
+def _times(x: float) -> str:
+    return "–" if x != x else f"{x:.2f}×"
 
 
 def _load() -> tuple[float, float, float]:
@@ -289,9 +293,9 @@ def section(r: dict[str, Any]) -> str:
             k: split["ours"][k] / split["trl"][k] if split["trl"][k] > 1e-3 else float("nan") for k in split["ours"]
         }
         lines.append(
-            f"| {length} | ours / TRL | {_fmt(case['ratio_vs_trl'])}× | {_fmt(ratio['gen'])}× "
-            f"| {_fmt(ratio['reward'])}× | {_fmt(ratio['log_probs'])}× | {_fmt(ratio['update'])}× "
-            f"| {_fmt(ratio['other'])}× | | |"
+            f"| {length} | ours / TRL | {_times(case['ratio_vs_trl'])} | {_times(ratio['gen'])} "
+            f"| {_times(ratio['reward'])} | {_times(ratio['log_probs'])} | {_times(ratio['update'])} "
+            f"| {_times(ratio['other'])} | | |"
         )
         met = case["ratio_vs_trl"] <= PEER_TARGET
         slow = [f"{NAMES[k]} {_fmt(ratio[k])}×" for k in ("gen", "log_probs", "update") if ratio[k] > PEER_TARGET]

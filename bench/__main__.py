@@ -1,4 +1,5 @@
-"""``python -m bench [peer] [rollout] [scaling] [gpu] [memory] [paper]``: run the benchmarks and rewrite BENCHMARKS.md.
+"""``python -m bench [peer] [rollout] [scaling] [gpu] [memory] [paper] [peer-large]``: run the benchmarks
+and rewrite BENCHMARKS.md.
 
 With no names it runs the CPU ones (peer + self-reward overhead, rollout engines, scaling); ``make bench``
 installs TRL into ``.bench-deps`` first. Each section of BENCHMARKS.md is rewritten only when its benchmark
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import REPO, STEP, machine, tiny_assets
+from .peer_large import section as peer_large_section
 
 OUT = REPO / "BENCHMARKS.md"
 RESULTS = REPO / "bench" / "results"
@@ -224,6 +226,7 @@ SECTIONS = {
     "gpu": ("5. GPU: actor throughput and MFU", gpu_section),
     "memory": ("6. Memory of the log-prob pass and the update at Qwen's vocabulary", memory_section),
     "paper": ("7. The paper's finding in miniature", paper_section),
+    "peer-large": ("8. Step time against TRL's GRPOTrainer at a rollout-heavy shape", peer_large_section),
 }
 
 
@@ -298,6 +301,10 @@ def main(argv: list[str] | None = None) -> None:
             from . import paper
 
             results[name] = paper.run(model, REPO / "checkpoints" / "bench_paper", args.paper_seeds, args.paper_steps)
+        elif name == "peer-large":
+            from . import peer_large
+
+            results[name] = peer_large.run(Path(args.assets), min(args.steps, 2), args.warmup)
         durations[name] = time.perf_counter() - start
         (RESULTS / f"{name}.json").write_text(json.dumps(results[name], indent=2, default=str))
         print(f"    {name}: {durations[name]:.0f} s", file=sys.stderr, flush=True)

@@ -105,3 +105,68 @@ def test_hop_section_reports_each_variant_against_hop_off_at_its_shape() -> None
     assert f"| {short} | pipelined | 1.04 | 1.04× |" in text and "| 9 / 21 |" in text
     assert f"| {long} | sequential | 2.50 | 1.25× |" in text
     assert f"{long} tokens: **1.10×** (sequential 1.25×)" in text and "NOT met" in text
+
+
+def _peer_large_case(length: int, ours_gen: float, ours_step: float) -> dict:
+    ours_timing = {"gen": ours_gen, "reward": 0.1, "old": 0.0, "ref": 0.5, "adv": 0.1, "update_actor": 1.0}
+    ours_timing.update({"gen/generate": ours_gen - 0.4, "gen/weight_sync": 0.4})
+    return {
+        "max_response_length": length,
+        "ours": {"step": ours_step, "timing": ours_timing, "steps": 2, "response_length": 256.0},
+        "trl": {
+            "step": 12.4,
+            "timing": {"gen": 8.0, "reward": 0.1, "log_probs_and_adv": 1.0, "update": 3.0},
+            "steps": 2,
+            "response_length": 256.0,
+            "version": "1.16.0",
+        },
+        "ratio_vs_trl": ours_step / 12.4,
+        "same_rows": True,
+        "rounds": {"ours": [ours_step], "trl": [12.4]},
+        "load_average": [(1.5, 2.0, 2.0), (1.7, 2.0, 2.0), (1.6, 2.0, 2.0)],
+    }
+
+
+def test_peer_large_section_splits_both_steps_and_names_the_slow_phases() -> None:
+    from bench import peer_large
+
+    result = {
+        "parameters": 43_122_368,
+        "vocab": 151_936,
+        "text": peer_large.TEXT,
+        "step": {**bench_main.STEP, "prompts_per_step": 2, "n": 4},
+        "cases": [_peer_large_case(256, ours_gen=2.0, ours_step=4.0), _peer_large_case(512, 7.0, 10.0)],
+    }
+    text = bench_main.SECTIONS["peer-large"][1](result)
+    # ours: other = 4.0 - (2.0 + 0.1 + 0.6 + 1.0) = 0.3; 8 rows x 256 tokens / 2.0 s = 1024 tokens/s
+    assert "| 256 | ours (vLLM-CPU rollout) | 4.00 | 2.00 | 0.10 | 0.60 | 1.00 | 0.30 | 1024 | 256 |" in text
+    # TRL: other = 12.4 - 12.1 = 0.30; 2048 tokens / 8.0 s = 256 tokens/s
+    assert "| 256 | TRL GRPOTrainer (HF generate) | 12.40 | 8.00 | 0.10 | 1.00 | 3.00 | 0.30 | 256 | 256 |" in text
+    # 4.0 / 12.4 = 0.32; rollout 2/8 = 0.25, log-probs 0.6/1.0, update 1/3 = 0.33
+    assert "| 256 | ours / TRL | 0.32× | 0.25× | 1.00× | 0.60× | 0.33× | 1.00× | | |" in text
+    assert "**256 tokens: ours / TRL = 0.32×** (target ≤ 0.5×: met)" in text
+    # 10 / 12.4 = 0.81, not met: the rollout (7/8 = 0.88) and log-probs (0.60) are above half of TRL's
+    assert "**512 tokens: ours / TRL = 0.81×** (target ≤ 0.5×: NOT met; phases above 0.5× of TRL's: " in text
+    assert "rollout 0.88×, log-probs 0.60×)" in text
+    # engine: 2.0 - 0.4 = 1.6 s for 2048 tokens = 1280 tokens/s
+    assert "Our rollout: the engine's generate call 1.60 s (1280 tokens/s) + weight sync 0.40 s." in text
+    assert "1.5, 1.7, 1.6" in text, "the load average of the run is recorded"
+    assert "43.1 M parameters" in text and "151,936 tokens" in text
+
+
+def test_peer_large_tokenizer_fills_the_vocabulary_and_moves_special_tokens_last() -> None:
+    from bench.peer_large import _move_ids, extend_tokenizer
+
+    tokenizer = {
+        "model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []},
+        "added_tokens": [{"id": 2, "content": "<|endoftext|>"}, {"id": 3, "content": "<|image_pad|>"}],
+    }
+    extended, moved = extend_tokenizer(tokenizer, vocab=7)
+    assert extended["model"]["vocab"] == {"a": 0, "b": 1, "Ġsyn0": 2, "Ġsyn1": 3, "Ġsyn2": 4}
+    assert [t["id"] for t in extended["added_tokens"]] == [5, 6] and moved == {2: 5, 3: 6}
+    assert tokenizer["added_tokens"][0]["id"] == 2, "the input is left as it was"
+    config = {"image_token_id": 3, "text_config": {"eos_token_id": [2, 3], "vocab_size": 4}}
+    _move_ids(config, moved)
+    assert config == {"image_token_id": 6, "text_config": {"eos_token_id": [5, 6], "vocab_size": 4}}
+    with pytest.raises(ValueError, match="more than 3"):
+        extend_tokenizer(tokenizer, vocab=3)

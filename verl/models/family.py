@@ -167,3 +167,29 @@ def finish_tiny_model(model: Any, token_ids: dict[str, int]) -> Any:
         pad_token_id=token_ids["<|endoftext|>"],
     )
     return model
+
+
+def tiny_processor(
+    processor_class: Any,
+    video_processor_class: Any,
+    tokenizer: Any,
+    chat_template: str,
+    patch_size: int,
+    pixels: tuple[int, int],
+) -> Any:
+    """A Qwen-style processor for the tiny checkpoints: the image processor takes ``pixels`` (min, max) per
+    image, the video processor up to 8 images' worth per clip, both with 2-frame temporal patches and 2x2 merging."""
+    from transformers import Qwen2VLImageProcessor
+
+    min_pixels, max_pixels = pixels
+    patching = {"patch_size": patch_size, "temporal_patch_size": 2, "merge_size": 2}
+    return processor_class(
+        image_processor=Qwen2VLImageProcessor(
+            size={"shortest_edge": min_pixels, "longest_edge": max_pixels}, **patching
+        ),
+        tokenizer=tokenizer,
+        video_processor=video_processor_class(
+            size={"shortest_edge": min_pixels, "longest_edge": max_pixels * 8}, **patching
+        ),
+        chat_template=chat_template,
+    )

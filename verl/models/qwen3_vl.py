@@ -15,7 +15,14 @@ from typing import Any
 
 import torch
 
-from .family import ModelFamily, TinyBuilder, finish_tiny_model, tiny_text_kwargs, tiny_vision_token_kwargs
+from .family import (
+    ModelFamily,
+    TinyBuilder,
+    finish_tiny_model,
+    tiny_processor,
+    tiny_text_kwargs,
+    tiny_vision_token_kwargs,
+)
 
 PATCH_SIZE = 16
 
@@ -59,27 +66,11 @@ def build_tiny_text(tokenizer: Any, token_ids: dict[str, int], seed: int) -> Any
 
 
 def build_tiny_processor(tokenizer: Any, chat_template: str) -> Any:
-    from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor
+    from transformers import Qwen3VLProcessor
     from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
-    min_pixels, max_pixels = 64 * 64, 256 * 256
-    image_processor = Qwen2VLImageProcessor(
-        size={"shortest_edge": min_pixels, "longest_edge": max_pixels},
-        patch_size=PATCH_SIZE,
-        temporal_patch_size=2,
-        merge_size=2,
-    )
-    video_processor = Qwen3VLVideoProcessor(
-        size={"shortest_edge": min_pixels, "longest_edge": max_pixels * 8},
-        patch_size=PATCH_SIZE,
-        temporal_patch_size=2,
-        merge_size=2,
-    )
-    return Qwen3VLProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        video_processor=video_processor,
-        chat_template=chat_template,
+    return tiny_processor(
+        Qwen3VLProcessor, Qwen3VLVideoProcessor, tokenizer, chat_template, PATCH_SIZE, (64 * 64, 256 * 256)
     )
 
 

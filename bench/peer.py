@@ -36,16 +36,21 @@ def loader_order(train_file: Path, steps: int, batch: int, seed: int) -> list[in
     return order[: steps * batch]
 
 
-def run_trl(model: Path, train_file: Path, steps: int, work: Path) -> dict[str, Any]:
+def run_trl(
+    model: Path, train_file: Path, steps: int, work: Path, step: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """TRL's ``GRPOTrainer`` (``bench.trl_grpo`` in its own process) for ``steps`` steps of the shared shape
+    ``STEP``, with ``step``'s keys overriding it."""
+    s = {**STEP, **(step or {})}
     spec = {
-        **STEP,
+        **s,
         "model_path": str(model),
         "train_file": str(train_file),
         "format_prompt": str(REPO / "train_examples" / "format_prompt" / "seethink.jinja"),
         "reward_function": "verl.rewards.functions:seethink_reward",
         "reward_kwargs": {"format_weight": 0.1},
         "steps": steps,
-        "row_order": loader_order(train_file, steps, STEP["prompts_per_step"], STEP["seed"]),
+        "row_order": loader_order(train_file, steps, s["prompts_per_step"], s["seed"]),
         "output_dir": str(work / "trl_out"),
     }
     spec_path, out_path = work / "trl_spec.json", work / "trl_result.json"

@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from .common import REPO, STEP, bench_env, our_overrides, run_ours
-from .peer import NO_HOP, _trl_summary, loader_order
+from .common import REPO, STEP, our_overrides, run_ours
+from .peer import NO_HOP, _trl_summary, run_trl
 
 PEER_TARGET = 0.5
 NAMES = {"gen": "rollout", "reward": "reward", "log_probs": "log-probs", "update": "update", "other": "other"}
@@ -131,34 +130,6 @@ def build_model(tiny_model: Path, out: Path, vocab: int = VOCAB, seed: int = 0) 
     (tmp / "PEER_LARGE.json").write_text(json.dumps({**wanted, "parameters": parameters}, indent=2) + "\n")
     tmp.rename(out)
     return out
-
-
-def run_trl(model: Path, train_file: Path, steps: int, work: Path, step: dict[str, Any]) -> dict[str, Any]:
-    """TRL's ``GRPOTrainer`` (``bench.trl_grpo`` in its own process) for ``steps`` steps of the shape ``step``."""
-    s = {**STEP, **step}
-    spec = {
-        **s,
-        "model_path": str(model),
-        "train_file": str(train_file),
-        "format_prompt": str(REPO / "train_examples" / "format_prompt" / "seethink.jinja"),
-        "reward_function": "verl.rewards.functions:seethink_reward",
-        "reward_kwargs": {"format_weight": 0.1},
-        "steps": steps,
-        "row_order": loader_order(train_file, steps, s["prompts_per_step"], s["seed"]),
-        "output_dir": str(work / "trl_out"),
-    }
-    spec_path, out_path = work / "trl_spec.json", work / "trl_result.json"
-    spec_path.write_text(json.dumps(spec))
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.trl_grpo", "--spec", str(spec_path), "--out", str(out_path)],
-        cwd=REPO,
-        env=bench_env(),
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"TRL's GRPOTrainer failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    return {**json.loads(out_path.read_text()), "row_order": spec["row_order"]}
 
 
 def _fmt(x: float) -> str:

@@ -328,7 +328,9 @@ class RayPPOTrainer(TrainingLoop):
                 with self.timer("self_reward_hop", timing):
                     hops.append(self.hop.annotate(batch))
             if hops:
-                metrics.update({k: v for k, v in hops[-1].metrics().items() if not k.startswith("timing/")})
+                hop_metrics = hops[-1].metrics()
+                metrics.update({k: v for k, v in hop_metrics.items() if not k.startswith("timing/")})
+                timing.update({k[len("timing/") :]: v for k, v in hop_metrics.items() if k.startswith("timing/split/")})
 
             if not alg.online_filtering:  # graded while the workers compute the log-probs (see train_step)
                 pending = self._reward_thread.submit(self._grade, _reward_view(batch))

@@ -120,14 +120,18 @@ class HopResult:
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     split: dict[str, float] = field(default_factory=dict)
-    """the pipelined hop's shape (``self_reward/split/``): each half's engine seconds and the first half's
-    lengths (the tokens up to ``</description>``), which bound how many engine steps the halves take"""
+    """the pipelined hop's shape (``self_reward/split/``, its ``*_seconds`` under ``timing/split/``): each half's
+    engine seconds and the first half's lengths (the tokens up to ``</description>``), which bound how many engine
+    steps the halves take"""
 
     def metrics(self) -> dict[str, float]:
         """``self_reward/<count>_rate`` per response, the split's shape, and the hop's time."""
         n = max(len(self.descriptions), 1)
         out = {f"self_reward/{k}_rate": v / n for k, v in self.counts.items()}
-        out.update({f"self_reward/split/{k}": v for k, v in self.split.items()})
+        # Seconds go under timing/ with the other clocks, so metrics compared across runs leave them out.
+        out.update(
+            {f"{'timing' if k.endswith('_seconds') else 'self_reward'}/split/{k}": v for k, v in self.split.items()}
+        )
         out["timing/self_reward_hop"] = self.seconds
         return out
 

@@ -432,7 +432,7 @@ def test_vllm_split_rollout_equals_the_unsplit_one(vllm_engine, prompts, model, 
     partial.non_tensor_batch["extra_prompt_ids"] = extra
     partial.meta_info = {
         "do_sample": False,
-        "extra_sampling": {"n": 1, "max_tokens": 8, "temperature": 0.0, "top_p": 1.0},
+        "extra_sampling": {"n": 2, "max_tokens": 8, "temperature": 0.0, "top_p": 1.0},  # greedy n > 1: repeated
     }
     out = vllm_engine.continue_sequences(partial)
 
@@ -440,10 +440,12 @@ def test_vllm_split_rollout_equals_the_unsplit_one(vllm_engine, prompts, model, 
     for key in ("prompts", "responses", "input_ids", "attention_mask", "position_ids", "response_mask"):
         assert torch.equal(out.batch[key], whole.batch[key]), key
     torch.testing.assert_close(out.batch["rollout_log_probs"], whole.batch["rollout_log_probs"], atol=1e-4, rtol=1e-4)
-    answers = vllm_engine.generate_sequences(_with_meta(text, n=1, max_tokens=8, do_sample=False))
-    for row, answer in ((0, 0), (2, 1)):
+    # a separate call: greedy with n=2 (vLLM itself refuses n > 1 without sampling), rows a, a, b, b
+    answers = vllm_engine.generate_sequences(_with_meta(text, n=2, max_tokens=8, temperature=0.0))
+    assert len(answers) == 4 and torch.equal(answers.batch["responses"][0], answers.batch["responses"][1])
+    for row, answer in ((0, 0), (2, 2)):
         valid = int(answers.batch["response_mask"][answer].sum())
-        assert out.non_tensor_batch["extra_token_ids"][row] == [answers.batch["responses"][answer, :valid].tolist()]
+        assert out.non_tensor_batch["extra_token_ids"][row] == [answers.batch["responses"][answer, :valid].tolist()] * 2
     assert out.non_tensor_batch["extra_token_ids"][1] is None
 
     # the trainer's log-probs: the split rollout's tensors are the unsplit one's, and vLLM's log-probs of the

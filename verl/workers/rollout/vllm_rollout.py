@@ -235,12 +235,14 @@ class VLLMRollout(BaseRollout):
         # A stop string is matched on the decoded text, so only then does the engine detokenize; the string stays
         # in the output and the token ids are never cut (a split rollout continues from exactly these ids).
         extra = {"stop": stop, "include_stop_str_in_output": True, "detokenize": True} if stop else {}
-        outputs, seconds = self._run(self._engine_inputs(prompts), self._params(s, **extra))
+        # vLLM refuses n > 1 without sampling; greedy copies are identical, so one is generated and repeated.
+        copies = s.n if s.greedy else 1
+        outputs, seconds = self._run(self._engine_inputs(prompts), self._params(s, n=s.n // copies, **extra))
         tokens: list[list[int]] = []
         log_probs: list[list[float]] | None = [] if self.config.calculate_log_probs else None
         stopped: list[bool] = []
         for output in outputs:
-            for completion in output.outputs:
+            for completion in list(output.outputs) * copies:
                 tokens.append(list(completion.token_ids))
                 if log_probs is not None:
                     log_probs.append(_token_log_probs(completion))
@@ -291,7 +293,8 @@ class VLLMRollout(BaseRollout):
             requests.append(item)
             params.append(self._params(s, n=1, max_tokens=s.max_tokens - len(generated[i])))
         hop_rows = [i for i, ids in enumerate(partial.non_tensor_batch["extra_prompt_ids"]) if ids is not None]
-        hop_params = self._params(hop_s, logprobs=None)
+        hop_copies = hop_s.n if hop_s.greedy else 1  # as in generate_sequences: one greedy answer, repeated
+        hop_params = self._params(hop_s, n=hop_s.n // hop_copies, logprobs=None)
         for i in hop_rows:
             requests.append({"prompt_token_ids": [int(t) for t in partial.non_tensor_batch["extra_prompt_ids"][i]]})
             params.append(hop_params)
@@ -304,7 +307,7 @@ class VLLMRollout(BaseRollout):
                 log_probs[i] = log_probs[i] + _token_log_probs(completion)
         extra_tokens = np.empty(len(partial), dtype=object)
         for k, i in enumerate(hop_rows):
-            extra_tokens[i] = [list(c.token_ids) for c in outputs[len(plan.to_continue) + k].outputs]
+            extra_tokens[i] = [list(c.token_ids) for c in outputs[len(plan.to_continue) + k].outputs] * hop_copies
         out = self._build(plan.prompts, generated, log_probs, 1, s.max_tokens)
         out.non_tensor_batch["extra_token_ids"] = extra_tokens
         out.meta_info["timing/generate"] = seconds

@@ -154,10 +154,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as patch:
         # Cluster writes its address where a bare ray.init() on this machine would find and join it: not here.
         patch.setattr(ray._private.utils, "write_ray_address", lambda *args, **kwargs: None)
+        # Without token authentication: the trainer's own process joins this cluster, and the token file that
+        # Ray's local instances of earlier tests leave behind need not be this cluster's.
+        patch.setenv("RAY_AUTH_MODE", "disabled")
         local = cluster_utils.Cluster(
             initialize_head=True, head_node_args={"num_cpus": NODE_CPUS, "include_dashboard": False}
         )
-    second = local.add_node(num_cpus=NODE_CPUS)
+        second = local.add_node(num_cpus=NODE_CPUS)
     local.wait_for_nodes()
     elsewhere = tmp_path_factory.mktemp("second_node_root")
     with pytest.MonkeyPatch.context() as patch:  # the variables reach the workers through init_ray's runtime_env
@@ -253,7 +256,7 @@ def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
 
 def _env(base: dict[str, str], address: str | None) -> dict[str, str]:
     env = {k: v for k, v in base.items() if k not in ("RAY_ADDRESS", TEST_NODE_ROOT_ENV)}
-    return dict(env, RAY_ADDRESS=address) if address else env
+    return dict(env, RAY_ADDRESS=address, RAY_AUTH_MODE="disabled") if address else env  # as the cluster runs
 
 
 def _finish(proc: subprocess.Popen, log: Path, timeout: float = 600) -> str:

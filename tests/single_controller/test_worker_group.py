@@ -145,7 +145,13 @@ def _batch(n: int) -> DataProto:
 def ray_session():
     # The worker classes live in this test module, which Ray's worker processes cannot import: ship them by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, namespace="vsr1_test_single_controller")
+    ray.init(
+        address="local",
+        num_cpus=4,
+        include_dashboard=False,
+        log_to_driver=False,
+        namespace="vsr1_test_single_controller",
+    )
     yield
     ray.shutdown()
 

@@ -145,33 +145,50 @@ def test_multinode_slurm_script_parses_and_is_shellcheck_clean() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def _reload_ray_auth() -> None:
+    """Make this process's Ray re-read ``RAY_AUTH_MODE`` and forget the token it loaded (both are cached)."""
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory):
     """Two Ray nodes; this process joins through ``init_ray`` (``RAY_ADDRESS``), with a probe variable for the
-    workers and, for the shared-folder test, the second node seeing every checked path under its own root."""
+    workers and, for the shared-folder test, the second node seeing every checked path under its own root.
+
+    The whole module runs without Ray's token authentication: the nodes, this process and the trainers it starts.
+    An earlier local ``ray.init()`` in this process turned token mode on (it sets ``RAY_AUTH_MODE=token`` in the
+    environment and in Ray's process-wide config); a driver still in token mode refuses the cluster's calls, which
+    Ray answers by destroying the driver's actors, and a node added later in token mode never serves.
+    """
     from verl.trainer.main import init_ray
 
-    with pytest.MonkeyPatch.context() as patch:
-        # Cluster writes its address where a bare ray.init() on this machine would find and join it: not here.
-        patch.setattr(ray._private.utils, "write_ray_address", lambda *args, **kwargs: None)
-        # Without token authentication: the trainer's own process joins this cluster, and the token file that
-        # Ray's local instances of earlier tests leave behind need not be this cluster's.
-        patch.setenv("RAY_AUTH_MODE", "disabled")
-        local = cluster_utils.Cluster(
-            initialize_head=True, head_node_args={"num_cpus": NODE_CPUS, "include_dashboard": False}
-        )
-        second = local.add_node(num_cpus=NODE_CPUS)
-    local.wait_for_nodes()
-    elsewhere = tmp_path_factory.mktemp("second_node_root")
-    with pytest.MonkeyPatch.context() as patch:  # the variables reach the workers through init_ray's runtime_env
-        patch.setenv("RAY_ADDRESS", local.address)
-        patch.setenv(TEST_NODE_ROOT_ENV, f"{second.node_id}:{elsewhere}")
-        for name, value in PROBE_VALUES.items():
-            patch.setenv(name, value)
-        init_ray(None)
-    yield SimpleNamespace(cluster=local, address=local.address, second=second, elsewhere=elsewhere)
-    ray.shutdown()
-    local.shutdown()
+    with pytest.MonkeyPatch.context() as auth:
+        auth.setenv("RAY_AUTH_MODE", "disabled")
+        _reload_ray_auth()
+        with pytest.MonkeyPatch.context() as patch:
+            # Cluster writes its address where a bare ray.init() on this machine would find and join it: not here.
+            patch.setattr(ray._private.utils, "write_ray_address", lambda *args, **kwargs: None)
+            local = cluster_utils.Cluster(
+                initialize_head=True, head_node_args={"num_cpus": NODE_CPUS, "include_dashboard": False}
+            )
+            second = local.add_node(num_cpus=NODE_CPUS)
+        local.wait_for_nodes()
+        elsewhere = tmp_path_factory.mktemp("second_node_root")
+        with pytest.MonkeyPatch.context() as patch:  # the variables reach the workers through init_ray's runtime_env
+            patch.setenv("RAY_ADDRESS", local.address)
+            patch.setenv(TEST_NODE_ROOT_ENV, f"{second.node_id}:{elsewhere}")
+            for name, value in PROBE_VALUES.items():
+                patch.setenv(name, value)
+            init_ray(None)
+        try:
+            yield SimpleNamespace(cluster=local, address=local.address, second=second, elsewhere=elsewhere)
+        finally:
+            ray.shutdown()
+            local.shutdown()
+    _reload_ray_auth()
 
 
 @pytest.mark.slow

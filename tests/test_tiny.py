@@ -131,15 +131,25 @@ def test_vllm_cpu_generates_with_images_and_n(tiny_dir: Path) -> None:
     assert all(0 < n <= 16 for per_prompt in lengths for n in per_prompt)
 
 
-def test_warm_start_lowers_the_loss_and_writes_a_loadable_model(tmp_path) -> None:
+def test_warm_start_lowers_the_loss_and_writes_a_loadable_model(tmp_path, monkeypatch) -> None:
     from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl
 
     from verl.tiny import warm_start
 
+    # Image tokens train at their M-RoPE positions, as the rollout and the actor place them (not text positions).
+    rope_index = modeling_qwen2_5_vl.Qwen2_5_VLModel.get_rope_index
+    calls = []
+    monkeypatch.setattr(
+        modeling_qwen2_5_vl.Qwen2_5_VLModel,
+        "get_rope_index",
+        lambda self, *args, **kwargs: calls.append(1) or rope_index(self, *args, **kwargs),
+    )
     out = generate(tmp_path / "w", seed=0, sizes=TinySizes(train=32, val=7, test=7))
     folder = warm_start(out, steps=15, batch_size=8, lr=3e-3)
+    assert len(calls) == 15
     report = json.loads((folder / "WARM_START.json").read_text())
     assert report["final_loss"] < report["first_loss"]
     AutoModelForImageTextToText.from_pretrained(folder)
     assert AutoProcessor.from_pretrained(folder).tokenizer.chat_template
-    assert warm_start(out, steps=15) == folder, "a finished warm start is reused"
+    assert warm_start(out, steps=15) == folder and len(calls) == 15, "a finished warm start is reused"

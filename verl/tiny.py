@@ -90,6 +90,9 @@ SEGMENTS = {
     "9": "abcdfg",
 }
 GENERATOR_VERSION = 3  # bump when the generated files change, so existing folders are regenerated
+# Bump when the warm start's training changes, so folders it wrote before are trained again. 2: image tokens get
+# M-RoPE positions (the processor's mm_token_type_ids), as in every other path, not text positions.
+WARM_START_VERSION = 2
 QUESTION_KINDS = ("count", "colour", "shape", "size", "position", "digit", "count_mc")
 
 
@@ -478,7 +481,8 @@ def warm_start(
 
     out = Path(out).resolve()
     target = out / "qwen2_5_vl_warm"
-    if (target / "WARM_START.json").is_file():
+    report = target / "WARM_START.json"
+    if report.is_file() and json.loads(report.read_text()).get("version") == WARM_START_VERSION:
         return target
     processor = AutoProcessor.from_pretrained(out / "qwen2_5_vl")
     model = AutoModelForImageTextToText.from_pretrained(out / "qwen2_5_vl", dtype=torch.float32)
@@ -505,7 +509,6 @@ def warm_start(
         labels[inputs["attention_mask"] == 0] = -100
         for i, n in enumerate(prompt_lengths):
             labels[i, :n] = -100
-        inputs.pop("mm_token_type_ids", None)
         loss = model(**inputs, labels=labels).loss
         first_loss = loss.item() if first_loss is None else first_loss
         optimizer.zero_grad()
@@ -515,7 +518,16 @@ def warm_start(
     model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
     (tmp / "WARM_START.json").write_text(
-        json.dumps({"steps": steps, "seed": seed, "first_loss": first_loss, "final_loss": loss.item()}) + "\n"
+        json.dumps(
+            {
+                "version": WARM_START_VERSION,
+                "steps": steps,
+                "seed": seed,
+                "first_loss": first_loss,
+                "final_loss": loss.item(),
+            }
+        )
+        + "\n"
     )
     if target.exists():
         shutil.rmtree(target)

@@ -36,6 +36,7 @@ from typing import Any
 
 import pytest
 import torch
+from state_equality import assert_same_state
 
 from verl.utils import checkpoint as ckpt
 
@@ -132,21 +133,6 @@ def _checkpoint_state(step_dir: Path, scratch: Path) -> dict[str, Any]:
     return {"dcp": state, "extra": extra, "trainer": trainer_state}
 
 
-def _assert_equal(a: Any, b: Any, where: str) -> None:
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), (where, sorted(a)[:5], sorted(b)[:5])
-        for key in a:
-            _assert_equal(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert isinstance(b, (list, tuple)) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            _assert_equal(x, y, f"{where}[{i}]")
-    elif isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and torch.equal(a, b), f"{where} differs"
-    else:
-        assert a == b, (where, a, b)
-
-
 def test_killed_anywhere_the_run_resumes_and_matches_an_uninterrupted_one(tiny_dir: Path, tmp_path: Path) -> None:
     reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
     proc = _start(tiny_dir, reference_dir, tmp_path / "reference.log")
@@ -228,7 +214,7 @@ def test_killed_anywhere_the_run_resumes_and_matches_an_uninterrupted_one(tiny_d
     assert ckpt.complete_steps(killed_dir) == list(range(1, STEPS + 1))
     assert not list(killed_dir.glob("*.partial"))
     for step in range(1, STEPS + 1):
-        _assert_equal(
+        assert_same_state(
             _checkpoint_state(killed_dir / f"global_step_{step}", tmp_path),
             _checkpoint_state(reference_dir / f"global_step_{step}", tmp_path),
             f"global_step_{step}",

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 import torch
+from state_equality import assert_same_state
 
 from verl.single_controller import ClusterError, Dispatch, RayResourcePool, RayWorkerGroup, Worker, register
 from verl.trainer.loop import SHARED_FOLDER_MARKER, TEST_NODE_ROOT_ENV, TrainingLoop
@@ -302,21 +303,6 @@ def _weights(step_dir: Path, scratch: Path) -> dict[str, Any]:
     return {k: v for k, v in state.items() if not k.startswith("fingerprint_rank_")}
 
 
-def _assert_same_state(a: Any, b: Any, where: str) -> None:
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), where
-        for key in a:
-            _assert_same_state(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert isinstance(b, (list, tuple)) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            _assert_same_state(x, y, f"{where}[{i}]")
-    elif isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), f"{where} differs"
-    else:
-        assert a == b, (where, a, b)
-
-
 def _ranks_by_node(run_dir: Path) -> list[str]:
     """The node id prefix of each rank, from the last start-up line of the actor group in ``<run>/run.log``."""
     lines = re.findall(r"actor ranks by node: (.*)", (run_dir / "run.log").read_text())
@@ -352,7 +338,7 @@ def test_multinode_two_nodes_train_save_and_equal_one_node(two_node_run, single_
     assert [r["step"] for r in rows] == [1, 2]
     assert rows == reference
     for step in range(1, STEPS + 1):
-        _assert_same_state(
+        assert_same_state(
             _weights(run_dir / f"global_step_{step}", tmp_path),
             _weights(single_node_run / f"global_step_{step}", tmp_path),
             f"global_step_{step}",
@@ -407,6 +393,6 @@ def test_multinode_lost_node_stops_the_run_and_a_rerun_resumes(
     rows, reference = _metrics(run_dir), _metrics(reference_dir)
     assert [r["step"] for r in rows] == [1, 2], "each step is logged exactly once"
     assert rows == reference  # the same data order, rewards and losses as the uninterrupted run
-    _assert_same_state(
+    assert_same_state(
         _weights(run_dir / "global_step_2", tmp_path), _weights(reference_dir / "global_step_2", tmp_path), "step 2"
     )

@@ -107,13 +107,15 @@ def _twin(script: str) -> str:
 
 
 def _script_path(script: str) -> Path:
-    return (TRAIN_DIR if script in TRAIN_SCRIPTS or script.startswith("qwen3_vl/") else VAL_DIR) / script
+    if script in TRAIN_SCRIPTS or script.startswith(("qwen3_vl/", "0-tiny")):
+        return TRAIN_DIR / script
+    return VAL_DIR / script
 
 
 # Variables the scripts read: a test sets the ones it means, never inherits them.
 _SCRIPT_VARIABLES = (
     "MODEL_PATH", "EXPERIMENT", "TRAIN_FILES", "VAL_FILES", "N_GPUS", "NNODES", "DRY_RUN", "BENCHMARKS",
-    "BLIND_ANSWERS", "RESPONSE_DIR", "FORMAT_PROMPT", "RAY_ADDRESS",
+    "BLIND_ANSWERS", "RESPONSE_DIR", "FORMAT_PROMPT", "RAY_ADDRESS", "TINY_DIR", "WARM_START_STEPS",
 )  # fmt: skip
 
 
@@ -520,3 +522,27 @@ def test_validation_script_evaluates_then_skips_finished_benchmarks(
     assert f"trainer.response_path={out / 'tiny.jsonl'}" in forced.stdout
     other = _bash(script, env={**env, "MODEL_PATH": "org/another-model"}, timeout=60)
     assert other.returncode == 1 and "another model" in other.stderr
+
+
+@pytest.mark.slow
+def test_demo_script_trains_the_model_given_as_model_path(tmp_path: Path) -> None:
+    """The demo script on the tiny Qwen3-VL (``MODEL_PATH``): no warm start of the default model, one step,
+    checkpoint, plot and the merged export of the Qwen3-VL family."""
+    assets, run_dir = tmp_path / "assets", tmp_path / "run"
+    env = _base_env(TINY_DIR=str(assets), MODEL_PATH=str(assets / "qwen3_vl"), EXPERIMENT="tiny_qwen3_vl")
+    proc = _bash(
+        "0-tiny_selfReward_cpu.sh",
+        *TINY_TRAIN_OVERRIDES,
+        "trainer.ray_num_cpus=4",
+        f"trainer.save_checkpoint_path={run_dir}",
+        env=env,
+    )
+    _ok(proc)
+    assert not (assets / "qwen2_5_vl_warm").exists(), "a model given through MODEL_PATH needs no warm start"
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["worker"]["actor"]["model"]["model_path"] == str(assets / "qwen3_vl")
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1]
+    assert (run_dir / "metrics.png").is_file()
+    merged = json.loads((run_dir / "huggingface" / "config.json").read_text())
+    assert merged["model_type"] == "qwen3_vl"

@@ -15,8 +15,11 @@ N_GPUS="${N_GPUS:-1}"  # CPU ranks
 EXPERIMENT="${EXPERIMENT:-tiny_selfReward_cpu}"
 
 # The random tiny model first gets a short supervised warm start on its own synthetic data (the paper's
-# cold start in miniature), so that the demo's rewards have something to move.
-"$PY" -m verl.tiny --out "$TINY_DIR" --warm-start-steps "${WARM_START_STEPS:-300}" \
+# cold start in miniature), so that the demo's rewards have something to move. A model given through
+# MODEL_PATH (for example assets/tiny/qwen3_vl) is trained as it is.
+WARM_START_STEPS="${WARM_START_STEPS:-300}"
+[[ -n "${MODEL_PATH:-}" ]] && WARM_START_STEPS=0
+"$PY" -m verl.tiny --out "$TINY_DIR" --warm-start-steps "$WARM_START_STEPS" \
   --format-prompt train_examples/format_prompt/seethink.jinja
 MODEL_PATH="${MODEL_PATH:-$TINY_DIR/qwen2_5_vl_warm}"
 

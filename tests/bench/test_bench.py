@@ -186,7 +186,10 @@ def test_peer_large_section_splits_both_steps_and_names_the_slow_phases() -> Non
     assert "| 256 | TRL GRPOTrainer (HF generate) | 12.40 | 8.00 | 0.10 | 1.00 | 3.00 | 0.30 | 256 | 256 |" in text
     # 4.0 / 12.4 = 0.32; rollout 2/8 = 0.25, log-probs 0.6/1.0, update 1/3 = 0.33
     assert "| 256 | ours / TRL | 0.32× | 0.25× | 1.00× | 0.60× | 0.33× | 1.00× | | |" in text
-    assert "**256 tokens: ours / TRL = 0.32×** (target ≤ 0.5×: met)" in text
+    # met as a whole, and the phase that is not under half of TRL's is named all the same
+    assert (
+        "**256 tokens: ours / TRL = 0.32×** (target ≤ 0.5×: met; phases above 0.5× of TRL's: log-probs 0.60×)" in text
+    )
     # 10 / 12.4 = 0.81, not met: the rollout (7/8 = 0.88) and log-probs (0.60) are above half of TRL's
     assert "**512 tokens: ours / TRL = 0.81×** (target ≤ 0.5×: NOT met; phases above 0.5× of TRL's: " in text
     assert "rollout 0.88×, log-probs 0.60×)" in text
@@ -194,6 +197,26 @@ def test_peer_large_section_splits_both_steps_and_names_the_slow_phases() -> Non
     assert "Our rollout: the engine's generate call 1.60 s (1280 tokens/s) + weight sync 0.40 s." in text
     assert "1.5, 1.7, 1.6" in text, "the load average of the run is recorded"
     assert "43.1 M parameters" in text and "151,936 tokens" in text
+    assert "Median of 2 steps after warm-up" in text and "Steps per side" not in text
+
+
+def test_peer_large_section_says_how_many_steps_each_length_measured() -> None:
+    from bench import peer_large
+
+    short = _peer_large_case(256, ours_gen=2.0, ours_step=4.0)
+    long = _peer_large_case(512, 7.0, 10.0)
+    long["ours"]["steps"] = long["trl"]["steps"] = 1
+    result = {
+        "parameters": 43_122_368,
+        "vocab": 151_936,
+        "text": peer_large.TEXT,
+        "step": {**bench_main.STEP, "prompts_per_step": 2, "n": 4},
+        "cases": [short, long],
+    }
+    text = peer_large.section(result)
+    assert "Median of the steps after warm-up (how many at each length: below)" in text
+    assert "Same rows: yes. Steps per side: 2 after warm-up." in text
+    assert "Same rows: yes. Steps per side: 1 after warm-up." in text
 
 
 def test_peer_large_tokenizer_fills_the_vocabulary_and_moves_special_tokens_last() -> None:

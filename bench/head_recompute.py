@@ -47,9 +47,9 @@ def _batch(length: int, vocab: int, seed: int = 0) -> Any:
     )
 
 
-def run(length: int = 512, rounds: int = 4, threads: int = 2) -> dict[str, Any]:
+def run(length: int = 512, rounds: int = 4, threads: int = 2, vocab: int | None = None) -> dict[str, Any]:
     """Seconds of one ``update_policy`` with and without the recompute, ``rounds`` times each after one
-    warm-up update, alternating which goes first."""
+    warm-up update, alternating which goes first. ``vocab`` (default Qwen's) only shrinks the model for tests."""
     import torch
     import torch.utils.checkpoint
     from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -61,13 +61,14 @@ def run(length: int = 512, rounds: int = 4, threads: int = 2) -> dict[str, Any]:
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    config = Qwen2Config(vocab_size=VOCAB, max_position_embeddings=4096, tie_word_embeddings=True, **TEXT)
+    vocab = vocab or VOCAB
+    config = Qwen2Config(vocab_size=vocab, max_position_embeddings=4096, tie_word_embeddings=True, **TEXT)
     config._attn_implementation = "sdpa"
     model = Qwen2ForCausalLM(config).float()
     actor = DataParallelActor(
         _actor_config(padding_free=False, rows=ROWS), model, torch.optim.AdamW(model.parameters(), lr=1e-4)
     )
-    data = _batch(length, VOCAB)
+    data = _batch(length, vocab)
 
     def direct(function: Any, *args: Any, **_: Any) -> Any:
         return function(*args)

@@ -235,3 +235,24 @@ def test_peer_large_tokenizer_fills_the_vocabulary_and_moves_special_tokens_last
     assert config == {"image_token_id": 6, "text_config": {"eos_token_id": [5, 6], "vocab_size": 4}}
     with pytest.raises(ValueError, match="more than 3"):
         extend_tokenizer(tokenizer, vocab=3)
+
+
+def test_head_recompute_times_both_variants_and_the_kept_one_skips_the_checkpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch.utils.checkpoint
+
+    from bench import head_recompute
+
+    calls = []
+    real = torch.utils.checkpoint.checkpoint
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", counting)
+    result = head_recompute.run(length=8, rounds=1, threads=1, vocab=300)
+    assert [len(result["seconds"][k]) for k in ("recompute", "kept")] == [1, 1]
+    # the warm-up update and the timed one with the recompute go through the checkpoint; the kept one does not
+    assert len(calls) == 2

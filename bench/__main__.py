@@ -158,17 +158,32 @@ def gpu_section(r: dict[str, Any]) -> str:
 
 
 def memory_section(r: dict[str, Any]) -> str:
-    by = {(c["op"], c["response"], c["path"], c["version"]): c for c in r["cases"]}
-    responses = sorted({c["response"] for c in r["cases"]})
+    from .memory import case_key
 
-    def cell(case: dict[str, Any]) -> str:
-        if "skipped" in case:
-            return "not run"
-        return case.get("error", f"{case['added_gb']:.2f}")
+    rows, vocab = r["rows"], r["vocab"]
+    by = {case_key(c): c for c in r["cases"]}
+    responses = sorted({c["response"] for c in r["cases"] if c.get("rows", rows) == rows})
+    batch_response = r.get("batch_response", 512)
+    batch_rows = sorted({c.get("rows", rows) for c in r["cases"] if c["response"] == batch_response})
 
+    def cells(op: str, b: int, response: int) -> str:
+        out = []
+        for path in ("padded", "padding-free"):
+            for version in ("before", "after"):
+                case = by.get((op, b, response, path, version))
+                out.append("–" if case is None else "not run" if "skipped" in case else
+                           case.get("error", f"{case['added_gb']:.2f}"))  # fmt: skip
+        return " | ".join(out)
+
+    runs = r.get("sweeps", {})
+    # Sweeps rerun alone carry their own date and duration; one run of both is the stamp above.
+    when = "; ".join(f"{name} sweep {run['date']}, {run['wall_s']:.0f} s" for name, run in sorted(runs.items()))
+    if len({(run["date"], run["wall_s"]) for run in runs.values()}) <= 1:
+        when = ""
     lines = [
-        f"A random Qwen2 language model (2 layers, hidden 64) with Qwen's vocabulary ({r['vocab']:,} tokens), fp32, "
-        f"{r['rows']} rows: prompts of {r['prompt']} and {r['prompt'] - 16} tokens, responses of R and R/2 tokens. "
+        f"A random Qwen2 language model (2 layers, hidden 64) with Qwen's vocabulary ({vocab:,} tokens), fp32; "
+        f"B rows in one micro-batch, prompts of {r['prompt']} and {r['prompt'] - 16} tokens and responses of R and "
+        "R/2 tokens, alternating. "
         "Peak memory added by the call (GB): each case in a fresh process, its peak resident set (`ru_maxrss`) "
         "minus its resident set just before the call. *before*: full logits, the padding-free path through a "
         "zero-filled (B, L, V) grid, an fp32 log-softmax over (B, R, V) (kept in `bench/memory.py` as "
@@ -176,7 +191,10 @@ def memory_section(r: dict[str, Any]) -> str:
         "*before* cases whose response logits exceed "
         f"{r.get('before_limit_gb', 1.3)} GB are not run (the old path holds several copies of them). "
         "`log_probs` is `compute_log_prob` with entropy (the old-log-prob pass), `update` one `update_policy` "
-        "(KL loss, no entropy bonus).",
+        "(KL loss, no entropy bonus). `python -m bench.memory --sweeps length` or `--sweeps batch` reruns one "
+        "table and keeps the other's figures" + (f" (measured: {when})." if when else "."),
+        "",
+        f"R from 512 to 2,048 at B = {rows}:",
         "",
         "| call | R | response logits B×R×V fp32 (GB) | padded before | padded after "
         "| padding-free before | padding-free after |",
@@ -184,13 +202,20 @@ def memory_section(r: dict[str, Any]) -> str:
     ]
     for op in ("log_probs", "update"):
         for response in responses:
-            logits_gb = r["rows"] * response * r["vocab"] * 4 / 1e9
-            cells = " | ".join(
-                cell(by[(op, response, path, version)])
-                for path in ("padded", "padding-free")
-                for version in ("before", "after")
-            )
-            lines.append(f"| {op} | {response} | {logits_gb:.2f} | {cells} |")
+            logits_gb = rows * response * vocab * 4 / 1e9
+            lines.append(f"| {op} | {response} | {logits_gb:.2f} | {cells(op, rows, response)} |")
+    if len(batch_rows) > 1:
+        lines += [
+            "",
+            f"B from {batch_rows[0]} to {batch_rows[-1]} at R = {batch_response}, the log-prob pass:",
+            "",
+            "| call | B | response logits B×R×V fp32 (GB) | padded before | padded after "
+            "| padding-free before | padding-free after |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for b in batch_rows:
+            logits_gb = b * batch_response * vocab * 4 / 1e9
+            lines.append(f"| log_probs | {b} | {logits_gb:.2f} | {cells('log_probs', b, batch_response)} |")
     return "\n".join(lines)
 
 

@@ -1,10 +1,12 @@
 """Benchmark: peak memory of the actor's log-prob pass and of one update, at Qwen's real vocabulary size.
 
 A tiny random Qwen2 language model (2 layers, hidden 64) with the real vocabulary (151,936 tokens, tied
-embeddings) scores 2 rows of a 64-token prompt plus responses of R and R/2 tokens, R from 512 to 2,048: the
-vocabulary-sized tensors dominate, as they do at 7B with long responses. Each case runs in a fresh Python
-process and reports its peak resident set (``ru_maxrss``) minus the resident set just before the measured call,
-so what the call itself allocated at its peak, whatever the interpreter and model take.
+embeddings) scores B rows of a 64-token prompt plus responses of R and R/2 tokens (alternating), in one
+micro-batch: the vocabulary-sized tensors dominate, as they do at 7B with long responses. Two sweeps: R from 512
+to 2,048 at B=2 (the log-prob pass and the update), and B from 2 to 16 at R=512 (the log-prob pass), so that
+both factors of B x L x V are varied. Each case runs in a fresh Python process and reports its peak resident set
+(``ru_maxrss``) minus the resident set just before the measured call, so what the call itself allocated at its
+peak, whatever the interpreter and model take.
 
 "before" is the log-prob computation this project used until the output layer ran on the response positions
 only (full logits, the padding-free path scattered into a (B, L, V) grid, an fp32 log-softmax over (B, R, V)),
@@ -28,6 +30,10 @@ VOCAB = 151_936
 PROMPT = 64
 ROWS = 2
 RESPONSES = (512, 1024, 2048)
+# The batch sweep: the log-prob pass at one response length, B rows in one micro-batch.
+BATCH_ROWS = (2, 4, 8, 16)
+BATCH_RESPONSE = 512
+SWEEPS = ("length", "batch")
 # "before" cases whose response-logit tensor (B x R x V fp32) is above this are not run: the old path keeps
 # several copies of it, more than a shared machine should be asked for.
 BEFORE_LIMIT_GB = 1.3
@@ -38,11 +44,13 @@ def response_logits_gb(rows: int, response: int, vocab: int = VOCAB) -> float:
     return rows * response * vocab * 4 / 1e9
 
 
-def _actor_config(padding_free: bool) -> SimpleNamespace:
+def _actor_config(padding_free: bool, rows: int = ROWS) -> SimpleNamespace:
+    """The actor's config with every batch size at ``rows``: the whole batch is one micro-batch, so the
+    measured peak is that of B rows at once."""
     return SimpleNamespace(
-        micro_batch_size_per_device_for_experience=ROWS,
-        micro_batch_size_per_device_for_update=ROWS,
-        global_batch_size_per_device=ROWS,
+        micro_batch_size_per_device_for_experience=rows,
+        micro_batch_size_per_device_for_update=rows,
+        global_batch_size_per_device=rows,
         ppo_epochs=1,
         max_grad_norm=1.0,
         clip_ratio_low=0.2,
@@ -193,11 +201,12 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(int(case.get("threads", 2)))
     vocab = int(case.get("vocab", VOCAB))
+    rows = int(case.get("rows", ROWS))
     model = tiny_model(vocab)
-    data = make_batch(case["response"], vocab)
+    data = make_batch(case["response"], vocab, rows)
     actor_class = legacy_actor_class() if case["version"] == "before" else DataParallelActor
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3) if case["op"] == "update" else None
-    actor = actor_class(_actor_config(case["path"] == "padding-free"), model, optimizer)
+    actor = actor_class(_actor_config(case["path"] == "padding-free", rows), model, optimizer)
     gc.collect()
     rss_before = _rss_gb()
     start = time.perf_counter()
@@ -213,27 +222,55 @@ def measure(case: dict[str, Any]) -> dict[str, Any]:
             "check": check}  # fmt: skip
 
 
-def cases(responses: tuple[int, ...] = RESPONSES) -> list[dict[str, Any]]:
-    """Every (response length, path, version, call); "before" only while its response logits fit the limit."""
-    out = []
-    for response in responses:
-        for op in ("log_probs", "update"):
-            for path in ("padded", "padding-free"):
-                for version in ("before", "after"):
-                    case = {"response": response, "path": path, "version": version, "op": op}
-                    if version == "before" and response_logits_gb(ROWS, response) > BEFORE_LIMIT_GB:
-                        case["skipped"] = f"response logits {response_logits_gb(ROWS, response):.1f} GB > limit"
+def _case(rows: int, response: int, path: str, version: str, op: str) -> dict[str, Any]:
+    case = {"rows": rows, "response": response, "path": path, "version": version, "op": op}
+    if version == "before" and response_logits_gb(rows, response) > BEFORE_LIMIT_GB:
+        case["skipped"] = f"response logits {response_logits_gb(rows, response):.1f} GB > limit"
+    return case
+
+
+def case_key(case: dict[str, Any]) -> tuple[Any, ...]:
+    """What identifies a case: (call, B, R, path, version); results written before the batch sweep have no
+    ``rows`` and were measured at ``ROWS``."""
+    return (case["op"], case.get("rows", ROWS), case["response"], case["path"], case["version"])
+
+
+def cases(
+    responses: tuple[int, ...] = RESPONSES,
+    batch_rows: tuple[int, ...] = BATCH_ROWS,
+    sweeps: tuple[str, ...] = SWEEPS,
+) -> list[dict[str, Any]]:
+    """Every case of the chosen sweeps, each once: (R, call, path, version) at B=``ROWS``, then the log-prob
+    pass at R=``BATCH_RESPONSE`` for each B; "before" only while its response logits fit the limit."""
+    out: list[dict[str, Any]] = []
+    points = []
+    if "length" in sweeps:
+        points += [(ROWS, response, op) for response in responses for op in ("log_probs", "update")]
+    if "batch" in sweeps:
+        points += [(rows, BATCH_RESPONSE, "log_probs") for rows in batch_rows]
+    for rows, response, op in points:
+        for path in ("padded", "padding-free"):
+            for version in ("before", "after"):
+                case = _case(rows, response, path, version, op)
+                if all(case_key(case) != case_key(c) for c in out):
                     out.append(case)
     return out
 
 
-def run(responses: tuple[int, ...] = RESPONSES) -> dict[str, Any]:
-    """Each case in a fresh subprocess (``python -m bench.memory --case JSON``), one at a time."""
+def run(
+    responses: tuple[int, ...] = RESPONSES,
+    batch_rows: tuple[int, ...] = BATCH_ROWS,
+    sweeps: tuple[str, ...] = SWEEPS,
+    previous: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Each case in a fresh subprocess (``python -m bench.memory --case JSON``), one at a time; the cases of
+    ``previous`` that this run does not measure are kept, so that a sweep can be rerun alone."""
     from .common import REPO
 
     results = []
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    for case in cases(responses):
+    start = time.perf_counter()
+    for case in cases(responses, batch_rows, sweeps):
         if "skipped" in case:
             results.append(case)
             continue
@@ -249,14 +286,42 @@ def run(responses: tuple[int, ...] = RESPONSES) -> dict[str, Any]:
         else:
             results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(f"    memory {results[-1]}", file=sys.stderr, flush=True)
-    return {"rows": ROWS, "prompt": PROMPT, "vocab": VOCAB, "before_limit_gb": BEFORE_LIMIT_GB, "cases": results}
+    measured = {case_key(c) for c in results}
+    kept = [{"rows": ROWS, **c} for c in (previous or {}).get("cases", []) if case_key(c) not in measured]
+    runs = dict((previous or {}).get("sweeps", {}))
+    wall = time.perf_counter() - start
+    runs.update({sweep: {"date": time.strftime("%Y-%m-%d"), "wall_s": wall} for sweep in sweeps})
+    return {
+        "rows": ROWS,
+        "prompt": PROMPT,
+        "vocab": VOCAB,
+        "batch_response": BATCH_RESPONSE,
+        "before_limit_gb": BEFORE_LIMIT_GB,
+        "sweeps": runs,
+        "cases": kept + results,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``--case JSON`` measures one case in this process (what ``run`` starts); ``--sweeps batch`` reruns one
+    sweep, keeps the other's results and rewrites the BENCHMARKS.md section."""
     parser = argparse.ArgumentParser(prog="python -m bench.memory")
-    parser.add_argument("--case", required=True, help="one case as JSON (see cases())")
+    parser.add_argument("--case", help="one case as JSON (see cases()), measured in this process")
+    parser.add_argument("--sweeps", nargs="+", choices=SWEEPS, default=list(SWEEPS), help="sweeps to rerun")
     args = parser.parse_args(argv)
-    print(json.dumps(measure(json.loads(args.case))))
+    if args.case:
+        print(json.dumps(measure(json.loads(args.case))))
+        return
+    from . import __main__ as bench_main
+
+    path = bench_main.RESULTS / "memory.json"
+    previous = json.loads(path.read_text()) if path.exists() else None
+    start = time.perf_counter()
+    result = run(sweeps=tuple(args.sweeps), previous=previous)
+    bench_main.RESULTS.mkdir(exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str))
+    bench_main.write({"memory": result}, {"memory": time.perf_counter() - start})
+    print(f"wrote {bench_main.OUT}")
 
 
 if __name__ == "__main__":

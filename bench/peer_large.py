@@ -226,6 +226,12 @@ def phases(side: str, res: dict[str, Any]) -> dict[str, float]:
     return split
 
 
+def _step_counts(case: dict[str, Any]) -> str:
+    """How many steps the medians of a case are over ("2", or "2 (TRL 1)" should the sides differ)."""
+    ours, trl = case["ours"]["steps"], case["trl"]["steps"]
+    return str(ours) if ours == trl else f"{ours} (TRL {trl})"
+
+
 def section(r: dict[str, Any]) -> str:
     """The BENCHMARKS.md section: per response length, both sides' step split, rollout tokens/s and the
     per-phase ratios, then ours/TRL against the target and the phases that miss it."""
@@ -233,6 +239,7 @@ def section(r: dict[str, Any]) -> str:
     rows = s["prompts_per_step"] * s["n"]
     text = r["text"]
     first = r["cases"][0]
+    counts = {_step_counts(c) for c in r["cases"]}
     lines = [
         f"A random Qwen2.5-VL of {r['parameters'] / 1e6:.1f} M parameters: text model of {text['num_hidden_layers']} "
         f"layers, width {text['hidden_size']}, Qwen's vocabulary ({r['vocab']:,} tokens, tied embeddings: "
@@ -240,9 +247,14 @@ def section(r: dict[str, Any]) -> str:
         f"One GRPO step: {s['prompts_per_step']} prompts × n={s['n']}, responses up to the length below (a random "
         f"model at this vocabulary almost never ends early), fp32 training, lr {s['lr']}, KL {s['kl_coef']} to the "
         "reference, reward accuracy + format, no self-reward hop; TRL "
-        f"{first['trl']['version']} `GRPOTrainer` on the same rows in the same order. Median of "
-        f"{first['ours']['steps']} steps after warm-up, each side in a fresh process, ours and TRL interleaved in "
-        "one run. *rollout tokens/s* is the response tokens of a step over its rollout time.",
+        f"{first['trl']['version']} `GRPOTrainer` on the same rows in the same order. "
+        + (
+            f"Median of {next(iter(counts))} steps after warm-up"
+            if len(counts) == 1
+            else "Median of the steps after warm-up (how many at each length: below)"
+        )
+        + ", each side in a fresh process, ours and TRL interleaved in one run per length. *rollout tokens/s* is "
+        "the response tokens of a step over its rollout time.",
         "",
         "| response length | | step (s) | rollout | reward | log-probs + advantages | update | other "
         "| rollout tokens/s | mean response |",
@@ -278,10 +290,12 @@ def section(r: dict[str, Any]) -> str:
         verdicts.append(
             f"- **{length} tokens: ours / TRL = {_fmt(case['ratio_vs_trl'])}×** (target ≤ {PEER_TARGET}×: "
             f"{'met' if met else 'NOT met'}"
-            + ("" if met or not slow else f"; phases above {PEER_TARGET}× of TRL's: {', '.join(slow)}")
+            + (f"; phases above {PEER_TARGET}× of TRL's: {', '.join(slow)}" if slow else "")
             + f"). Our rollout: the engine's generate call {_fmt(engine)} s "
             f"({rows * case['ours']['response_length'] / engine:.0f} tokens/s) + weight sync {_fmt(sync)} s. "
-            f"Same rows: {'yes' if case['same_rows'] else 'NO'}. 1-minute load average before each run and "
+            f"Same rows: {'yes' if case['same_rows'] else 'NO'}. "
+            + ("" if len(counts) == 1 else f"Steps per side: {_step_counts(case)} after warm-up. ")
+            + "1-minute load average before each run and "
             f"at the end: {load} (2 cores; runs of every round: "
             + ", ".join(f"{name} {' / '.join(_fmt(x) for x in xs)} s" for name, xs in case["rounds"].items())
             + ")."

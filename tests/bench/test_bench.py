@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -76,14 +78,54 @@ def test_memory_bench_before_and_after_compute_the_same_log_probs_and_update() -
 def test_memory_section_lists_every_case_and_the_logit_size() -> None:
     from bench.memory import cases
 
-    listed = cases((512, 2048))
-    assert len(listed) == 2 * 2 * 2 * 2
-    assert all("skipped" in c for c in listed if c["version"] == "before" and c["response"] == 2048)
+    listed = cases((512, 2048), batch_rows=(2, 8))
+    # length sweep: 2 R x 2 calls x 2 paths x 2 versions; batch sweep adds B=8 (B=2 at R=512 is shared)
+    assert len(listed) == 2 * 2 * 2 * 2 + 4
+    assert all("skipped" in c for c in listed if c["version"] == "before" and c["rows"] * c["response"] > 2048)
+    assert all("skipped" not in c for c in listed if c["version"] == "after")
     results = [{**c, "added_gb": 0.5} if "skipped" not in c else c for c in listed]
-    text = bench_main.memory_section({"rows": 2, "prompt": 64, "vocab": 151_936, "cases": results})
+    sweeps = {"length": {"date": "2026-12-03", "wall_s": 1566.0}, "batch": {"date": "2026-12-03", "wall_s": 300.0}}
+    text = bench_main.memory_section(
+        {"rows": 2, "prompt": 64, "vocab": 151_936, "batch_response": 512, "sweeps": sweeps, "cases": results}
+    )
     # 2 rows x 2048 tokens x 151,936 x 4 bytes = 2.49 GB
     assert "| update | 2048 | 2.49 | not run | 0.50 | not run | 0.50 |" in text
     assert "| log_probs | 512 | 0.62 | 0.50 | 0.50 | 0.50 | 0.50 |" in text
+    # the batch table: B = 2 and 8 at R = 512 (8 x 512 x 151,936 x 4 bytes = 2.49 GB)
+    assert "B from 2 to 8 at R = 512" in text
+    assert "| log_probs | 2 | 0.62 | 0.50 | 0.50 | 0.50 | 0.50 |" in text
+    assert "| log_probs | 8 | 2.49 | not run | 0.50 | not run | 0.50 |" in text
+    assert "batch sweep 2026-12-03, 300 s; length sweep 2026-12-03, 1566 s" in text
+    sweeps["batch"] = sweeps["length"]
+    text = bench_main.memory_section(
+        {"rows": 2, "prompt": 64, "vocab": 151_936, "batch_response": 512, "sweeps": sweeps, "cases": results}
+    )
+    assert "measured:" not in text, "sweeps measured in one run are dated by the section's stamp alone"
+
+
+def test_memory_run_keeps_the_cases_of_the_other_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rerunning one sweep replaces its cases and keeps the others', including results written before cases
+    had a number of rows."""
+    from bench import memory
+
+    old = {"response": 1024, "path": "padded", "version": "after", "op": "update", "added_gb": 1.7}
+    shared = {"response": 512, "path": "padded", "version": "after", "op": "log_probs", "added_gb": 9.9}
+    previous = {"cases": [old, shared], "sweeps": {"length": {"date": "2026-12-01", "wall_s": 10.0}}}
+    listed = memory.cases(batch_rows=(2, 4), sweeps=("batch",))
+    monkeypatch.setattr(memory, "cases", lambda *args: [c for c in listed if c["version"] == "after"])
+
+    def fake_run(command, **kwargs):
+        case = json.loads(command[-1])
+        return subprocess.CompletedProcess(command, 0, stdout=json.dumps({**case, "added_gb": 0.6}), stderr="")
+
+    monkeypatch.setattr(memory.subprocess, "run", fake_run)
+    result = memory.run(sweeps=("batch",), previous=previous)
+    by = {memory.case_key(c): c["added_gb"] for c in result["cases"]}
+    assert by[("update", 2, 1024, "padded", "after")] == 1.7, "the length sweep's case is kept"
+    assert by[("log_probs", 2, 512, "padded", "after")] == 0.6, "the shared case is the new measurement"
+    assert by[("log_probs", 4, 512, "padding-free", "after")] == 0.6
+    assert len(result["cases"]) == 5
+    assert set(result["sweeps"]) == {"length", "batch"} and result["sweeps"]["length"]["wall_s"] == 10.0
 
 
 def test_hop_section_reports_each_variant_against_hop_off_at_its_shape() -> None:
@@ -144,7 +186,10 @@ def test_peer_large_section_splits_both_steps_and_names_the_slow_phases() -> Non
     assert "| 256 | TRL GRPOTrainer (HF generate) | 12.40 | 8.00 | 0.10 | 1.00 | 3.00 | 0.30 | 256 | 256 |" in text
     # 4.0 / 12.4 = 0.32; rollout 2/8 = 0.25, log-probs 0.6/1.0, update 1/3 = 0.33
     assert "| 256 | ours / TRL | 0.32× | 0.25× | 1.00× | 0.60× | 0.33× | 1.00× | | |" in text
-    assert "**256 tokens: ours / TRL = 0.32×** (target ≤ 0.5×: met)" in text
+    # met as a whole, and the phase that is not under half of TRL's is named all the same
+    assert (
+        "**256 tokens: ours / TRL = 0.32×** (target ≤ 0.5×: met; phases above 0.5× of TRL's: log-probs 0.60×)" in text
+    )
     # 10 / 12.4 = 0.81, not met: the rollout (7/8 = 0.88) and log-probs (0.60) are above half of TRL's
     assert "**512 tokens: ours / TRL = 0.81×** (target ≤ 0.5×: NOT met; phases above 0.5× of TRL's: " in text
     assert "rollout 0.88×, log-probs 0.60×)" in text
@@ -152,6 +197,26 @@ def test_peer_large_section_splits_both_steps_and_names_the_slow_phases() -> Non
     assert "Our rollout: the engine's generate call 1.60 s (1280 tokens/s) + weight sync 0.40 s." in text
     assert "1.5, 1.7, 1.6" in text, "the load average of the run is recorded"
     assert "43.1 M parameters" in text and "151,936 tokens" in text
+    assert "Median of 2 steps after warm-up" in text and "Steps per side" not in text
+
+
+def test_peer_large_section_says_how_many_steps_each_length_measured() -> None:
+    from bench import peer_large
+
+    short = _peer_large_case(256, ours_gen=2.0, ours_step=4.0)
+    long = _peer_large_case(512, 7.0, 10.0)
+    long["ours"]["steps"] = long["trl"]["steps"] = 1
+    result = {
+        "parameters": 43_122_368,
+        "vocab": 151_936,
+        "text": peer_large.TEXT,
+        "step": {**bench_main.STEP, "prompts_per_step": 2, "n": 4},
+        "cases": [short, long],
+    }
+    text = peer_large.section(result)
+    assert "Median of the steps after warm-up (how many at each length: below)" in text
+    assert "Same rows: yes. Steps per side: 2 after warm-up." in text
+    assert "Same rows: yes. Steps per side: 1 after warm-up." in text
 
 
 def test_peer_large_tokenizer_fills_the_vocabulary_and_moves_special_tokens_last() -> None:
@@ -170,3 +235,24 @@ def test_peer_large_tokenizer_fills_the_vocabulary_and_moves_special_tokens_last
     assert config == {"image_token_id": 6, "text_config": {"eos_token_id": [5, 6], "vocab_size": 4}}
     with pytest.raises(ValueError, match="more than 3"):
         extend_tokenizer(tokenizer, vocab=3)
+
+
+def test_head_recompute_times_both_variants_and_the_kept_one_skips_the_checkpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch.utils.checkpoint
+
+    from bench import head_recompute
+
+    calls = []
+    real = torch.utils.checkpoint.checkpoint
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", counting)
+    result = head_recompute.run(length=8, rounds=1, threads=1, vocab=300)
+    assert [len(result["seconds"][k]) for k in ("recompute", "kept")] == [1, 1]
+    # the warm-up update and the timed one with the recompute go through the checkpoint; the kept one does not
+    assert len(calls) == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,3 +24,18 @@ def assert_same_state(a: Any, b: Any, where: str) -> None:
         assert isinstance(b, torch.Tensor) and torch.equal(a, b), f"{where} differs"
     else:
         assert a == b, (where, a, b)
+
+
+def checkpoint_state(step_dir: Path, scratch: Path) -> dict[str, Any]:
+    """Everything a resume reads from one checkpoint (the actor's weights, optimizer, scheduler, RNG and the
+    trainer's state), minus what is unique to a save (its fingerprint and the rollout-sync counter)."""
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    flat = scratch / f"{step_dir.parent.name}_{step_dir.name}.pt"
+    dcp_to_torch_save(step_dir / "actor" / "dcp", flat)
+    state = torch.load(flat, weights_only=False)
+    state = {k: v for k, v in state.items() if not k.startswith("fingerprint_rank_")}
+    extra = torch.load(step_dir / "actor" / "extra_state_rank_0.pt", weights_only=False)
+    extra.pop("weights_version")
+    trainer_state = json.loads((step_dir / "trainer_state.json").read_text())
+    return {"dcp": state, "extra": extra, "trainer": trainer_state}

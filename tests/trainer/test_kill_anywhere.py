@@ -35,8 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-from state_equality import assert_same_state
+from state_equality import assert_same_state, checkpoint_state
 
 from verl.utils import checkpoint as ckpt
 
@@ -116,21 +115,6 @@ def _kill_job(proc: subprocess.Popen) -> None:
 
 def _metrics(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-
-
-def _checkpoint_state(step_dir: Path, scratch: Path) -> dict[str, Any]:
-    """Everything a resume reads from one checkpoint, minus what is unique to a save (its fingerprint and the
-    rollout-sync counter)."""
-    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
-
-    flat = scratch / f"{step_dir.parent.name}_{step_dir.name}.pt"
-    dcp_to_torch_save(step_dir / "actor" / "dcp", flat)
-    state = torch.load(flat, weights_only=False)
-    state = {k: v for k, v in state.items() if not k.startswith("fingerprint_rank_")}
-    extra = torch.load(step_dir / "actor" / "extra_state_rank_0.pt", weights_only=False)
-    extra.pop("weights_version")
-    trainer_state = json.loads((step_dir / "trainer_state.json").read_text())
-    return {"dcp": state, "extra": extra, "trainer": trainer_state}
 
 
 def test_killed_anywhere_the_run_resumes_and_matches_an_uninterrupted_one(tiny_dir: Path, tmp_path: Path) -> None:
@@ -215,7 +199,7 @@ def test_killed_anywhere_the_run_resumes_and_matches_an_uninterrupted_one(tiny_d
     assert not list(killed_dir.glob("*.partial"))
     for step in range(1, STEPS + 1):
         assert_same_state(
-            _checkpoint_state(killed_dir / f"global_step_{step}", tmp_path),
-            _checkpoint_state(reference_dir / f"global_step_{step}", tmp_path),
+            checkpoint_state(killed_dir / f"global_step_{step}", tmp_path),
+            checkpoint_state(reference_dir / f"global_step_{step}", tmp_path),
             f"global_step_{step}",
         )

@@ -9,11 +9,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-import torch
-from state_equality import assert_same_state
+from state_equality import assert_same_state, checkpoint_state
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "train_examples" / "configs" / "tiny_selfReward_cpu.yaml"
@@ -34,18 +32,6 @@ def _train(tiny_dir: Path, run_dir: Path, max_steps: int, env: dict[str, str]) -
         "worker.actor.model.lora.rank=4", "worker.actor.model.lora.alpha=8", "trainer.ray_num_cpus=4",
     ]  # fmt: skip
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-
-
-def _checkpoint_state(step_dir: Path, scratch: Path) -> dict[str, Any]:
-    """The actor's checkpointed weights, optimizer and RNG, minus what is unique to each save."""
-    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
-
-    flat = scratch / f"{step_dir.parent.name}_{step_dir.name}.pt"
-    dcp_to_torch_save(step_dir / "actor" / "dcp", flat)
-    state = torch.load(flat, weights_only=False)
-    extra = torch.load(step_dir / "actor" / "extra_state_rank_0.pt", weights_only=False)
-    extra.pop("weights_version")
-    return {"dcp": {k: v for k, v in state.items() if not k.startswith("fingerprint_rank_")}, "extra": extra}
 
 
 def _ok(proc: subprocess.CompletedProcess) -> None:
@@ -80,8 +66,8 @@ def test_qwen3_vl_trains_resumes_and_merges(tiny_dir, tmp_path, cpu_run_env) -> 
     for key in ("data/dataset_index_digest", "reward/overall", "actor/pg_loss", "response_length/mean"):
         assert ours[key] == theirs[key], (key, ours[key], theirs[key])
     assert_same_state(
-        _checkpoint_state(run_dir / "global_step_3", tmp_path),
-        _checkpoint_state(reference_dir / "global_step_3", tmp_path),
+        checkpoint_state(run_dir / "global_step_3", tmp_path),
+        checkpoint_state(reference_dir / "global_step_3", tmp_path),
         "global_step_3",
     )
 
